@@ -1,0 +1,39 @@
+"""The one place optional engines are imported, so a missing one becomes a clear error."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from .errors import EngineNotInstalledError
+
+
+def require(module: str, *, extra: str, what: str | None = None) -> ModuleType:
+    """Import `module` or raise EngineNotInstalledError naming the pip extra to install.
+
+    Never installs anything: a device's environment is the user's to control.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        if not _is_missing(exc, module):
+            raise
+        label = what or module
+        raise EngineNotInstalledError(
+            f"{label} is not installed: pip install 'edgevision[{extra}]'"
+        ) from exc
+
+
+def _is_missing(exc: ImportError, module: str) -> bool:
+    missing = getattr(exc, "name", None)
+    return missing is None or module == missing or module.startswith(f"{missing}.")
+
+
+def is_installed(module: str) -> bool:
+    """True when `module` can be found, without importing it."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False

@@ -1,0 +1,257 @@
+"""Bundle + Manifest: the one object that moves a model between stages.
+
+A bundle is a directory holding the model file(s) and ``edgevision.json``. The manifest
+carries everything a device needs to feed the model correctly (input spec, preprocessing,
+labels) and the evidence that the export is faithful (parity report, source hash).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import BundleError, ManifestError, ModelFileError
+from .types import ColorOrder, Format, Layout, Precision, ResizePolicy
+
+MANIFEST_NAME = "edgevision.json"
+SCHEMA_VERSION = 1
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+
+
+class InputSpec(_Strict):
+    """The tensor the engine expects. A batch dimension of -1 means any batch size."""
+
+    name: str
+    shape: tuple[int, int, int, int]
+    layout: Layout = Layout.NCHW
+    dtype: str = "float32"
+
+    @field_validator("shape")
+    @classmethod
+    def _positive_dims(cls, shape: tuple[int, ...]) -> tuple[int, ...]:
+        if shape[0] == 0 or shape[0] < -1 or any(d <= 0 for d in shape[1:]):
+            raise ValueError(f"shape {shape} must be positive (batch may be -1 for dynamic)")
+        return shape
+
+    @property
+    def height(self) -> int:
+        return self.shape[2] if self.layout is Layout.NCHW else self.shape[1]
+
+    @property
+    def width(self) -> int:
+        return self.shape[3] if self.layout is Layout.NCHW else self.shape[2]
+
+    @property
+    def channels(self) -> int:
+        return self.shape[1] if self.layout is Layout.NCHW else self.shape[3]
+
+    @property
+    def dynamic_batch(self) -> bool:
+        return self.shape[0] == -1
+
+    def with_layout(self, layout: Layout) -> InputSpec:
+        """The same tensor described in another layout."""
+        if layout is self.layout:
+            return self
+        n, c, h, w = self.shape[0], self.channels, self.height, self.width
+        shape = (n, c, h, w) if layout is Layout.NCHW else (n, h, w, c)
+        return self.model_copy(update={"layout": layout, "shape": shape})
+
+
+class PreprocessSpec(_Strict):
+    """How a raw image (uint8, any size) becomes the model input. Applied by every engine."""
+
+    color_order: ColorOrder = ColorOrder.RGB
+    resize: ResizePolicy = ResizePolicy.RESIZE
+    size: tuple[int, int]  # (height, width) fed to the model
+    resize_shorter: int | None = None  # for shorter_side_center_crop; default = max(size)
+    interpolation: str = "bilinear"
+    scale: float = 1.0 / 255.0
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+    @field_validator("std")
+    @classmethod
+    def _nonzero_std(cls, std: tuple[float, float, float]) -> tuple[float, float, float]:
+        if any(s <= 0 for s in std):
+            raise ValueError(f"std {std} must be > 0")
+        return std
+
+    @field_validator("interpolation")
+    @classmethod
+    def _known_interpolation(cls, value: str) -> str:
+        if value not in {"bilinear", "nearest"}:
+            raise ValueError(f"interpolation {value!r} must be 'bilinear' or 'nearest'")
+        return value
+
+
+class ParityReport(_Strict):
+    """How closely the exported model reproduces its source on sample inputs."""
+
+    samples: int = Field(gt=0)
+    max_abs_diff: float = Field(ge=0)
+    mean_abs_diff: float = Field(ge=0)
+    top1_agreement: float = Field(ge=0, le=1)
+    min_top1_agreement: float = Field(ge=0, le=1)
+    engine: str
+    engine_precision: str  # what the engine actually computed in (e.g. OpenVINO f32 vs bf16)
+    passed: bool
+    data: str = "random"  # "random" or the data folder / split the samples came from
+
+
+class SourceInfo(_Strict):
+    architecture: str | None = None
+    sha256: str  # hash of the source weights/model the bundle was made from
+    framework: str = "torch"
+
+
+class Manifest(_Strict):
+    """Everything in edgevision.json. Unknown keys are rejected so typos surface early."""
+
+    schema_version: Annotated[int, Field(ge=1, le=SCHEMA_VERSION)] = SCHEMA_VERSION
+    name: str
+    format: Format
+    precision: Precision
+    model_files: tuple[str, ...] = Field(min_length=1)  # first is the one engines open
+    input: InputSpec
+    output_name: str
+    num_classes: int = Field(gt=0)
+    preprocess: PreprocessSpec
+    labels: tuple[str, ...]
+    source: SourceInfo
+    versions: dict[str, str] = Field(default_factory=dict)
+    parity: ParityReport | None = None
+    compression: dict[str, str] = Field(default_factory=dict)  # stage → summary, human readable
+    created_at: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+    @model_validator(mode="after")
+    def _labels_match_classes(self) -> Manifest:
+        if self.labels and len(self.labels) != self.num_classes:
+            raise ValueError(f"{len(self.labels)} labels given for {self.num_classes} classes")
+        if self.input.channels != 3:
+            raise ValueError(f"input has {self.input.channels} channels; edgevision models take 3 (colour)")
+        if (self.input.height, self.input.width) != tuple(self.preprocess.size):
+            raise ValueError(
+                f"preprocess size {tuple(self.preprocess.size)} differs from the input's "
+                f"{(self.input.height, self.input.width)}"
+            )
+        return self
+
+    @property
+    def model_file(self) -> str:
+        return self.model_files[0]
+
+
+class Bundle:
+    """A bundle directory on disk with its validated manifest."""
+
+    def __init__(self, path: Path, manifest: Manifest) -> None:
+        self.path = path
+        self.manifest = manifest
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Bundle:
+        """Open a bundle directory; raises a one-line error for anything missing or invalid."""
+        path = Path(path)
+        if not path.exists():
+            raise BundleError(f"Bundle {path} does not exist. Create one with `edgevision export`.")
+        if not path.is_dir():
+            raise BundleError(f"{path} is a file, not a bundle directory. Pass the folder holding {MANIFEST_NAME}.")
+        manifest_path = path / MANIFEST_NAME
+        if not manifest_path.is_file():
+            raise ManifestError(
+                f"{path} has no {MANIFEST_NAME}; it is not an edgevision bundle. Re-export it with `edgevision export`."
+            )
+        manifest = read_manifest(manifest_path)
+        for name in manifest.model_files:
+            if not (path / name).is_file():
+                raise ModelFileError(
+                    f"Bundle {path} is missing its model file {name!r}. Copy the whole bundle folder, or re-export."
+                )
+        return cls(path, manifest)
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / self.manifest.model_file
+
+    @property
+    def size_bytes(self) -> int:
+        """Bytes on disk of the model files (what a device must store)."""
+        return sum((self.path / name).stat().st_size for name in self.manifest.model_files)
+
+    @property
+    def parity_passed(self) -> bool:
+        return self.manifest.parity is not None and self.manifest.parity.passed
+
+    def __repr__(self) -> str:
+        m = self.manifest
+        return f"Bundle({str(self.path)!r}, format={m.format.value}, precision={m.precision.value})"
+
+
+def read_manifest(manifest_path: Path) -> Manifest:
+    try:
+        raw = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ManifestError(f"{manifest_path} is not valid JSON ({exc}). Re-export the bundle.") from None
+    try:
+        return Manifest.model_validate(raw)
+    except ValidationError as exc:
+        raise ManifestError(f"{manifest_path} is invalid: {_summarise(exc)}. Re-export the bundle.") from None
+
+
+def _summarise(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:3]:
+        where = ".".join(str(p) for p in err["loc"]) or "manifest"
+        msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+        parts.append(f"{where}: {msg}")
+    more = f" (+{exc.error_count() - 3} more)" if exc.error_count() > 3 else ""
+    return "; ".join(parts) + more
+
+
+@contextlib.contextmanager
+def atomic_directory(final_path: str | os.PathLike[str], *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temp dir beside `final_path`; rename it into place only if the block succeeds.
+
+    A failed export therefore never leaves a half-written bundle behind.
+    """
+    final_path = Path(final_path)
+    if final_path.exists() and not overwrite:
+        raise BundleError(f"{final_path} already exists. Choose another output or pass overwrite=True (--force).")
+    final_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final_path.name}.", dir=final_path.parent))
+    try:
+        yield tmp
+        if final_path.exists():
+            shutil.rmtree(final_path)
+        os.replace(tmp, final_path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_manifest(directory: Path, manifest: Manifest) -> Path:
+    path = directory / MANIFEST_NAME
+    path.write_text(manifest.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

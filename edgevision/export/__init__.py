@@ -1,0 +1,96 @@
+"""Export a TrainedModel to a bundle: model file(s) + manifest + parity report.
+
+One module per format, dispatched through `EXPORTERS`; this module holds the shared steps
+(temp dir, manifest, parity, atomic rename) so no format can skip them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..bundle import Bundle, InputSpec, Manifest, atomic_directory, write_manifest
+from ..errors import ConfigError, ParityError
+from ..model import TrainedModel
+from ..registry import Registry
+from ..types import Format, Precision
+from .base import ExportArtifact, package_version
+from .parity import ParityConfig, check_parity, describe_failure
+
+EXPORTERS: Registry = Registry("format")
+EXPORTERS.register("torch", "edgevision.export.torch:export_torch")
+EXPORTERS.register("onnx", "edgevision.export.onnx:export_onnx")
+EXPORTERS.register("openvino", "edgevision.export.openvino:export_openvino")
+EXPORTERS.register("tflite", "edgevision.export.tflite:export_tflite")
+
+
+def export(
+    model: TrainedModel,
+    output: str | os.PathLike[str],
+    *,
+    format: Format | str = Format.ONNX,  # noqa: A002 - the user's word for it
+    precision: Precision | str = Precision.FP32,
+    parity: ParityConfig = ParityConfig(),
+    runtime: str | None = None,
+    overwrite: bool = False,
+) -> Bundle:
+    """Write `model` as a bundle at `output` and verify it through its engine.
+
+    Raises ParityError (and leaves nothing at `output`) if the engine's outputs disagree with
+    the torch model. `runtime` picks the engine for the parity check (default: the format's).
+    """
+    fmt = _to_enum(Format, format, "format")
+    prec = _to_enum(Precision, precision, "precision")
+    exporter = EXPORTERS.get(fmt.value)
+    supported = _supported_precisions(fmt)
+    if prec not in supported:
+        names = ", ".join(sorted(p.value for p in supported))
+        hint = " INT8 needs calibration data: use edgevision.compress.quantize." if prec is Precision.INT8 else ""
+        raise ConfigError(f"{fmt.value} export supports precision {names}, not {prec.value}.{hint}")
+    with atomic_directory(output, overwrite=overwrite) as workdir:
+        artifact: ExportArtifact = exporter(model, workdir, precision=prec)
+        bundle = write_bundle(workdir, model, artifact, fmt, prec)
+        report = check_parity(model.module, bundle, parity, runtime=runtime)
+        bundle = write_bundle(workdir, model, artifact, fmt, prec, parity=report)
+        if not report.passed:
+            raise ParityError(f"{fmt.value} {prec.value} export failed parity: {describe_failure(report)}.")
+    return Bundle.load(output)
+
+
+def write_bundle(directory: Path, model: TrainedModel, artifact: ExportArtifact, fmt: Format, precision: Precision, *, parity=None) -> Bundle:  # noqa: ANN001
+    """Write the manifest for files already in `directory` and return the (unrenamed) bundle."""
+    from ..bundle import SourceInfo
+
+    height, width = model.input_size
+    batch = -1 if artifact.dynamic_batch else 1
+    spec = InputSpec(name=artifact.input_name, shape=(batch, 3, height, width)).with_layout(artifact.layout)
+    versions = {"edgevision": package_version("edgevision"), **artifact.versions}
+    manifest = Manifest(
+        name=model.name, format=fmt, precision=precision, model_files=artifact.model_files, input=spec,
+        output_name=artifact.output_name, num_classes=model.num_classes, preprocess=model.preprocess,
+        labels=tuple(model.labels), source=SourceInfo(architecture=model.architecture, sha256=model.weights_sha256()),
+        versions=versions, parity=parity, compression=dict(model.notes),
+    )
+    write_manifest(directory, manifest)
+    return Bundle(directory, manifest)
+
+
+def _supported_precisions(fmt: Format) -> frozenset[Precision]:
+    import importlib
+
+    module_name = EXPORTERS.target(fmt.value).partition(":")[0]
+    return importlib.import_module(module_name).PRECISIONS
+
+
+def _to_enum(enum, value, option: str):  # noqa: ANN001, ANN202
+    from ..types import parse_enum_list
+
+    if isinstance(value, enum):
+        return value
+    parsed = parse_enum_list(enum, str(value), option=option)
+    if len(parsed) != 1:
+        raise ConfigError(f"Give one {option} per export call, got {value!r}.")
+    return parsed[0]
+
+
+__all__ = ["EXPORTERS", "ParityConfig", "export"]

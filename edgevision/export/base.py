@@ -1,0 +1,41 @@
+"""What every exporter returns, and the protocol it follows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
+from ..types import Layout, Precision
+
+if TYPE_CHECKING:
+    from ..model import TrainedModel
+
+
+@dataclass(frozen=True)
+class ExportArtifact:
+    """Files an exporter wrote into the bundle's temp dir, and how to feed them."""
+
+    model_files: tuple[str, ...]  # relative to the bundle dir, main file first
+    input_name: str
+    output_name: str
+    layout: Layout = Layout.NCHW
+    dynamic_batch: bool = True
+    versions: dict[str, str] = field(default_factory=dict)
+
+
+class Exporter(Protocol):
+    """One module per format implements this; registered in `edgevision.export.EXPORTERS`."""
+
+    precisions: ClassVar[frozenset[Precision]]
+
+    def __call__(self, model: TrainedModel, directory: Path, *, precision: Precision) -> ExportArtifact: ...
+
+
+def package_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"

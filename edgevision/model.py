@@ -1,0 +1,176 @@
+"""TrainedModel: a torch classifier plus what it was trained to see (labels, preprocessing).
+
+This is the workstation-side object (it needs torch). Checkpoints are plain dicts of tensors,
+strings and numbers, so they load with ``torch.load(weights_only=True)``: no code runs from a
+model file. Pruned models keep their new layer widths: layers are rebuilt to the saved shapes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .bundle import PreprocessSpec
+from .errors import ConfigError, ModelFileError, UnknownNameError, did_you_mean
+
+CHECKPOINT_KIND = "edgevision.checkpoint/1"
+ARCHITECTURES = ("resnet18", "resnet34", "resnet50", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0")
+
+
+@dataclass
+class TrainedModel:
+    """A classifier ready to compress or export. `module` is a torch.nn.Module in eval mode."""
+
+    module: Any
+    labels: list[str]
+    preprocess: PreprocessSpec
+    architecture: str | None = None
+    name: str = "model"
+    notes: dict[str, str] = field(default_factory=dict)  # compression history, human readable
+
+    def __post_init__(self) -> None:
+        if not self.labels:
+            raise ConfigError("TrainedModel needs labels (one per class output).")
+        self.module.eval()
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return tuple(self.preprocess.size)  # type: ignore[return-value]
+
+    def weights_sha256(self) -> str:
+        """Hash of the weights, recorded in every bundle made from this model."""
+        import torch
+
+        digest = hashlib.sha256()
+        for key, tensor in sorted(self.module.state_dict().items()):
+            digest.update(key.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()
+
+    def save(self, path: str | Path) -> Path:
+        """Write a weights-only checkpoint (state_dict + metadata)."""
+        import torch
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "kind": CHECKPOINT_KIND,
+            "architecture": self.architecture or "",
+            "name": self.name,
+            "labels": list(self.labels),
+            "preprocess": self.preprocess.model_dump_json(),
+            "notes": dict(self.notes),
+            "state_dict": self.module.state_dict(),
+        }
+        buffer = io.BytesIO()
+        torch.save(payload, buffer)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_bytes(buffer.getvalue())
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, *, architecture: str | None = None) -> TrainedModel:
+        """Load a checkpoint written by `save` (or a bare state_dict when `architecture` is given)."""
+        payload = load_checkpoint_payload(path)
+        if payload.get("kind") != CHECKPOINT_KIND:
+            raise ModelFileError(
+                f"{path} is a bare state_dict, not an edgevision checkpoint. "
+                "Wrap it with edgevision.TrainedModel(module=..., labels=..., preprocess=...).save(path)."
+            )
+        arch = architecture or payload["architecture"]
+        if not arch:
+            raise ModelFileError(f"{path} does not name its architecture; pass architecture=... (--arch).")
+        state_dict = payload["state_dict"]
+        module = build_architecture(arch, num_classes=len(payload["labels"]))
+        conform_to_state_dict(module, state_dict)
+        try:
+            module.load_state_dict(state_dict)
+        except RuntimeError as exc:
+            first = str(exc).splitlines()[0]
+            raise ModelFileError(f"{path} does not fit architecture {arch!r}: {first}. Pass the right --arch.") from None
+        return cls(
+            module=module,
+            labels=list(payload["labels"]),
+            preprocess=PreprocessSpec.model_validate_json(payload["preprocess"]),
+            architecture=arch,
+            name=payload.get("name") or Path(path).stem,
+            notes=dict(payload.get("notes", {})),
+        )
+
+
+def load_checkpoint_payload(path: str | Path) -> dict:
+    """torch.load with weights_only=True, turning every failure into one clear error."""
+    import pickle
+    import zipfile
+
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"Checkpoint {path} does not exist. Train one with `edgevision train-demo`.")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise ModelFileError(
+            f"{path} holds Python objects beyond tensors ({str(exc).splitlines()[0][:120]}); edgevision only loads "
+            "weights. Save model.state_dict() instead of the whole model."
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise ModelFileError(
+            f"{path} is corrupt or truncated ({str(exc).splitlines()[0][:120]}). Re-save or re-download it."
+        ) from None
+    if not isinstance(payload, dict):
+        raise ModelFileError(f"{path} does not hold a state_dict or an edgevision checkpoint.")
+    if "state_dict" not in payload:
+        payload = {"kind": None, "state_dict": payload}
+    return payload
+
+
+def build_architecture(name: str, *, num_classes: int) -> Any:
+    """A torchvision architecture from random init (no weights are downloaded)."""
+    from ._compat.torchvision_ops import ensure_torchvision_importable
+
+    ensure_torchvision_importable()
+    import torchvision
+
+    available = sorted(torchvision.models.list_models(module=torchvision.models))
+    if name not in available:
+        raise UnknownNameError(
+            f"Unknown architecture {name!r}. Tested: {', '.join(ARCHITECTURES)}.{did_you_mean(name, available)}"
+        )
+    return torchvision.models.get_model(name, weights=None, num_classes=num_classes)
+
+
+def conform_to_state_dict(module: Any, state_dict: dict) -> None:
+    """Rebuild Conv2d/Linear/BatchNorm layers whose saved shapes differ (a pruned model)."""
+    import torch.nn as nn
+
+    for name, child in list(module.named_modules()):
+        weight = state_dict.get(f"{name}.weight" if name else "weight")
+        if weight is None:
+            continue
+        replacement = None
+        if isinstance(child, nn.Conv2d) and tuple(weight.shape) != tuple(child.weight.shape):
+            out_ch, in_per_group = weight.shape[:2]
+            depthwise = child.groups > 1 and child.groups == child.in_channels
+            groups = out_ch if depthwise else child.groups
+            replacement = nn.Conv2d(
+                in_per_group * groups, out_ch, child.kernel_size, child.stride, child.padding,
+                child.dilation, groups, bias=child.bias is not None, padding_mode=child.padding_mode,
+            )
+        elif isinstance(child, nn.Linear) and tuple(weight.shape) != tuple(child.weight.shape):
+            replacement = nn.Linear(weight.shape[1], weight.shape[0], bias=child.bias is not None)
+        elif isinstance(child, nn.BatchNorm2d) and weight.shape[0] != child.num_features:
+            replacement = nn.BatchNorm2d(weight.shape[0], eps=child.eps, momentum=child.momentum)
+        if replacement is not None:
+            parent_name, _, attr = name.rpartition(".")
+            parent = module.get_submodule(parent_name) if parent_name else module
+            setattr(parent, attr, replacement)

@@ -1,0 +1,50 @@
+"""ONNX Runtime backend (CPU execution provider; CUDA/TensorRT EPs where a device has them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from .._optional import require
+from ..types import Format
+from .base import Runtime, RuntimeOptions
+
+
+@dataclass(frozen=True, kw_only=True)
+class ONNXRuntimeOptions(RuntimeOptions):
+    providers: tuple[str, ...] = ("CPUExecutionProvider",)
+    graph_optimization: str = "all"  # "disable" | "basic" | "extended" | "all"
+
+
+class ONNXRuntime(Runtime):
+    name = "onnxruntime"
+    formats: ClassVar[frozenset[Format]] = frozenset({Format.ONNX})
+    options_type = ONNXRuntimeOptions
+
+    def _load(self) -> None:
+        ort = require("onnxruntime", extra="onnx", what="ONNX Runtime")
+        session_options = ort.SessionOptions()
+        if self.options.threads:
+            session_options.intra_op_num_threads = self.options.threads
+            session_options.inter_op_num_threads = 1
+        levels = {
+            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        }
+        session_options.graph_optimization_level = levels[self.options.graph_optimization]
+        session_options.log_severity_level = 3
+        self._session = ort.InferenceSession(
+            str(self.bundle.model_path), sess_options=session_options, providers=list(self.options.providers)
+        )
+        self._input_name = self._session.get_inputs()[0].name
+        self._output_name = self._session.get_outputs()[0].name
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        return self._session.run([self._output_name], {self._input_name: batch})[0]
+
+    def close(self) -> None:
+        self._session = None

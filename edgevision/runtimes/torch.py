@@ -1,0 +1,35 @@
+"""PyTorch eager backend: the reference every other engine is compared with.
+
+Runs ``torch`` bundles (a weights-only checkpoint + architecture name). Workstation use only.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from .._optional import require
+from ..types import Format
+from .base import Runtime
+
+
+class TorchRuntime(Runtime):
+    name = "torch"
+    formats: ClassVar[frozenset[Format]] = frozenset({Format.TORCH})
+
+    def _load(self) -> None:
+        torch = require("torch", extra="compress", what="PyTorch")
+        from ..model import TrainedModel
+
+        if self.options.threads:
+            torch.set_num_threads(self.options.threads)
+        self._torch = torch
+        self._model = TrainedModel.load(self.bundle.model_path).module.eval()
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        with self._torch.inference_mode():
+            return self._model(self._torch.from_numpy(batch)).numpy()
+
+    def close(self) -> None:
+        self._model = None

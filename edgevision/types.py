@@ -1,0 +1,59 @@
+"""Enumerations shared by every stage (typed options instead of free strings)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Format(StrEnum):
+    """Model file formats a bundle can hold."""
+
+    TORCH = "torch"
+    ONNX = "onnx"
+    OPENVINO = "openvino"
+    TFLITE = "tflite"
+
+
+class Precision(StrEnum):
+    """Numeric precision of a bundle's weights/compute."""
+
+    FP32 = "fp32"
+    FP16 = "fp16"
+    INT8 = "int8"
+
+
+class Layout(StrEnum):
+    NCHW = "NCHW"
+    NHWC = "NHWC"
+
+
+class ColorOrder(StrEnum):
+    RGB = "RGB"
+    BGR = "BGR"
+
+
+class ResizePolicy(StrEnum):
+    """How an image of any size becomes the model's input size."""
+
+    RESIZE = "resize"  # stretch to exactly H×W
+    SHORTER_SIDE_CENTER_CROP = "shorter_side_center_crop"  # ImageNet style
+
+
+def parse_enum_list(enum: type[StrEnum], text: str, *, option: str) -> list:
+    """Parse 'a,b' into enum members with an error naming the valid values."""
+    from .errors import ConfigError, did_you_mean
+
+    values = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        try:
+            values.append(enum(part.lower()) if part.lower() in enum._value2member_map_ else enum(part))
+        except ValueError:
+            valid = [m.value for m in enum]
+            raise ConfigError(
+                f"Unknown {option} {part!r}. Choose from: {', '.join(valid)}.{did_you_mean(part, valid)}"
+            ) from None
+    if not values:
+        raise ConfigError(f"{option} needs at least one value.")
+    return values

@@ -126,6 +126,7 @@ class Manifest(_Strict):
     format: Format
     precision: Precision
     model_files: tuple[str, ...] = Field(min_length=1)  # first is the one engines open
+    file_bytes: dict[str, int] = Field(default_factory=dict)  # size of each model file, to catch truncation
     input: InputSpec
     output_name: str
     num_classes: int = Field(gt=0)
@@ -177,9 +178,16 @@ class Bundle:
             )
         manifest = read_manifest(manifest_path)
         for name in manifest.model_files:
-            if not (path / name).is_file():
+            file = path / name
+            if not file.is_file():
                 raise ModelFileError(
                     f"Bundle {path} is missing its model file {name!r}. Copy the whole bundle folder, or re-export."
+                )
+            expected = manifest.file_bytes.get(name)
+            if expected is not None and file.stat().st_size != expected:
+                raise ModelFileError(
+                    f"{file} is {file.stat().st_size} bytes but the manifest says {expected}: the file is truncated "
+                    "or was replaced. Copy it again, or re-export the bundle."
                 )
         return cls(path, manifest)
 

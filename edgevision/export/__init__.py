@@ -67,6 +67,7 @@ def write_bundle(directory: Path, model: TrainedModel, artifact: ExportArtifact,
     versions = {"edgevision": package_version("edgevision"), **artifact.versions}
     manifest = Manifest(
         name=model.name, format=fmt, precision=precision, model_files=artifact.model_files, input=spec,
+        file_bytes={name: (directory / name).stat().st_size for name in artifact.model_files},
         output_name=artifact.output_name, num_classes=model.num_classes, preprocess=model.preprocess,
         labels=tuple(model.labels), source=SourceInfo(architecture=model.architecture, sha256=model.weights_sha256()),
         versions=versions, parity=parity, compression=dict(model.notes),

@@ -1,0 +1,60 @@
+"""edgevision: compress → export → run → benchmark image-recognition models on edge devices.
+
+The public API is small. Device-side names (Bundle, load_runtime, errors) import only numpy,
+OpenCV and pydantic; workstation-side names (TrainedModel, export, compress) load torch when
+first used, so ``import edgevision`` works on a device without torch.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from . import errors as errors
+from .bundle import Bundle as Bundle
+from .bundle import InputSpec as InputSpec
+from .bundle import Manifest as Manifest
+from .bundle import PreprocessSpec as PreprocessSpec
+from .types import ColorOrder as ColorOrder
+from .types import Format as Format
+from .types import Layout as Layout
+from .types import Precision as Precision
+from .types import ResizePolicy as ResizePolicy
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "load_runtime": "edgevision.runtimes:load_runtime",
+    "TrainedModel": "edgevision.model:TrainedModel",
+    "export": "edgevision.export:export",
+    "ParityConfig": "edgevision.export.parity:ParityConfig",
+    "bench": "edgevision.bench:bench",
+    "BenchConfig": "edgevision.bench:BenchConfig",
+}
+
+if TYPE_CHECKING:
+    from .bench import BenchConfig, bench
+    from .export import export
+    from .export.parity import ParityConfig
+    from .model import TrainedModel
+    from .runtimes import load_runtime
+
+
+def __getattr__(name: str) -> Any:
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module 'edgevision' has no attribute {name!r}")
+    module_name, _, attr = target.partition(":")
+    value = getattr(import_module(module_name), attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_LAZY))
+
+
+__all__ = [
+    "Bundle", "ColorOrder", "Format", "InputSpec", "Layout", "Manifest", "Precision", "PreprocessSpec",
+    "ResizePolicy", "errors", *_LAZY,
+]

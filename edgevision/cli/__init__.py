@@ -24,6 +24,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+
+@app.callback()
+def _root() -> None:
+    """Make image-recognition models small, fast and correct on edge devices."""
+
+
 for _name in COMMAND_MODULES:
     try:
         _module = importlib.import_module(f"{__name__}.{_name}")

@@ -5,8 +5,13 @@ from __future__ import annotations
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-console = Console()
-err_console = Console(stderr=True)
+import os
+import sys
+
+# Piped output (CI logs, `| tee`) would otherwise wrap wide tables at 80 columns.
+_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
+console = Console(width=_WIDTH)
+err_console = Console(stderr=True, width=_WIDTH)
 
 
 def print_error(error: object) -> None:

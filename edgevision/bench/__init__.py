@@ -1,0 +1,133 @@
+"""Benchmark bundles × runtimes × thread counts: latency percentiles, throughput, memory, size, accuracy.
+
+Each row runs in its own process (spawned, so no engine state leaks between rows) and reports
+that process's peak RSS. Bundles whose parity check failed are refused: a fast wrong model is
+not a result.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..bundle import Bundle
+from ..errors import ConfigError, EdgeVisionError, ParityError, RuntimeEngineError
+from .result import BenchReport, BenchResult, LatencyStats
+from .worker import RowJob, run_row, run_row_in_child
+
+#: progress(phase, amount, total_for_phase_or_None)
+ProgressCallback = Callable[[str, int], None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class BenchConfig:
+    warmup: int = 10
+    iterations: int = 100
+    batch_size: int = 1
+    threads: tuple[int | None, ...] = (None,)
+    data: Path | None = None  # ImageFolder for top-1 accuracy through each engine
+    max_images: int | None = None
+    isolate: bool = True  # one process per row (true peak RSS); False runs rows in this process
+
+    def __post_init__(self) -> None:
+        if self.iterations < 5:
+            raise ConfigError(f"iterations must be ≥ 5 for meaningful percentiles, got {self.iterations}.")
+        if self.warmup < 0 or self.batch_size < 1:
+            raise ConfigError("warmup must be ≥ 0 and batch_size ≥ 1.")
+        if any(t is not None and t < 1 for t in self.threads):
+            raise ConfigError(f"thread counts must be ≥ 1, got {self.threads}.")
+
+
+def plan_rows(bundles: Sequence[Bundle], runtimes: Sequence[str] | None) -> list[tuple[Bundle, str]]:
+    """(bundle, runtime) pairs: each bundle with each named runtime that can run its format."""
+    from ..runtimes import DEFAULT_RUNTIME, RUNTIMES
+
+    pairs = []
+    for bundle in bundles:
+        if not bundle.parity_passed:
+            why = "has no parity report" if bundle.manifest.parity is None else "failed its parity check"
+            raise ParityError(
+                f"Refusing to benchmark {bundle.path}: it {why}, so its speed would be meaningless. Re-export it."
+            )
+        if not runtimes:
+            pairs.append((bundle, DEFAULT_RUNTIME[bundle.manifest.format]))
+            continue
+        usable = [r for r in runtimes if bundle.manifest.format in RUNTIMES.get(r).formats]
+        if not usable:
+            raise ConfigError(
+                f"None of the runtimes {list(runtimes)} runs {bundle.path} ({bundle.manifest.format.value})."
+            )
+        pairs.extend((bundle, r) for r in usable)
+    return pairs
+
+
+def bench(
+    bundles: Sequence[Bundle | str | os.PathLike[str]],
+    *,
+    runtimes: Sequence[str] | None = None,
+    config: BenchConfig = BenchConfig(),
+    baseline: str | None = None,
+    progress: ProgressCallback | None = None,
+) -> BenchReport:
+    """Run every bundle × runtime × thread count; ratios are against `baseline` (a bundle name)."""
+    loaded = [b if isinstance(b, Bundle) else Bundle.load(b) for b in bundles]
+    if not loaded:
+        raise ConfigError("Give at least one bundle to benchmark.")
+    pairs = plan_rows(loaded, runtimes)
+    rows: list[BenchResult] = []
+    for bundle, runtime in pairs:
+        for threads in config.threads:
+            job = RowJob(
+                str(bundle.path), runtime, threads, config.batch_size, config.warmup, config.iterations,
+                str(config.data) if config.data else None, config.max_images,
+            )
+            rows.append(_run_isolated(job, progress) if config.isolate else run_row(job, tick=progress))
+            if progress:
+                progress("row", 1)
+    index = 0
+    if baseline is not None:
+        names = [r.name for r in rows]
+        if baseline not in names:
+            from ..errors import did_you_mean
+
+            raise ConfigError(f"Baseline {baseline!r} is not among the rows {names}.{did_you_mean(baseline, names)}")
+        index = names.index(baseline)
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in config.__dict__.items()}
+    return BenchReport(rows=rows, baseline=index, settings=settings)
+
+
+def _run_isolated(job: RowJob, progress: ProgressCallback | None) -> BenchResult:
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=run_row_in_child, args=(job, queue), daemon=True)
+    process.start()
+    try:
+        while True:
+            try:
+                message = queue.get(timeout=5)
+            except Exception:  # noqa: BLE001 - queue.Empty
+                if not process.is_alive():
+                    raise RuntimeEngineError(
+                        f"The {job.runtime} benchmark process for {job.bundle} died (exit code {process.exitcode})."
+                    ) from None
+                continue
+            if message[0] == "tick":
+                if progress:
+                    progress(message[1], message[2])
+            elif message[0] == "done":
+                return message[1]
+            else:
+                _, kind, text = message
+                if kind == "edgevision":
+                    raise EdgeVisionError(text)
+                raise RuntimeEngineError(f"{job.runtime} failed on {job.bundle}: {kind}: {text}")
+    finally:
+        process.join(timeout=10)
+        if process.is_alive():
+            process.kill()
+
+
+__all__ = ["BenchConfig", "BenchReport", "BenchResult", "LatencyStats", "bench", "plan_rows"]

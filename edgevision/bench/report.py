@@ -1,0 +1,91 @@
+"""Bench reports as a rich table, JSON and CSV."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from rich.table import Table
+
+from .result import BenchReport
+
+
+def to_table(report: BenchReport, *, title: str = "edgevision bench") -> Table:
+    base = report.rows[report.baseline]
+    table = Table(title=title, title_justify="left", caption=f"speed-up vs {base.label} (median latency per image)")
+    for header in ("bundle", "runtime", "engine prec.", "thr", "p50 ms", "p90 ms", "p99 ms", "mean±std ms",
+                   "img/s", "speed-up", "peak RSS MB", "size MB", "top-1"):
+        table.add_column(header, justify="left" if header in {"bundle", "runtime", "engine prec."} else "right")
+    for index, row in enumerate(report.rows):
+        lat = row.latency
+        accuracy = "—" if row.accuracy is None else f"{row.accuracy:.2%}"
+        speedup = f"{report.speedup(row):.2f}×"
+        table.add_row(
+            row.name, row.runtime, row.engine_precision, "def" if row.threads is None else str(row.threads),
+            f"{lat.p50_ms:.3f}", f"{lat.p90_ms:.3f}", f"{lat.p99_ms:.3f}", f"{lat.mean_ms:.3f}±{lat.std_ms:.3f}",
+            f"{row.throughput_ips:.0f}", f"[bold]{speedup}[/]" if index != report.baseline else "1.00× (base)",
+            f"{row.peak_rss_mb:.0f}", f"{row.size_mb:.2f}", accuracy,
+        )
+    return table
+
+
+def write_json(report: BenchReport, path: Path) -> Path:
+    payload = {
+        "settings": report.settings,
+        "baseline": report.rows[report.baseline].name,
+        "rows": [{**row.to_dict(with_samples=True), "speedup_vs_baseline": report.speedup(row)} for row in report.rows],
+    }
+    path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+CSV_COLUMNS = ("name", "runtime", "format", "precision", "engine_precision", "threads", "batch_size", "p50_ms", "p90_ms",
+               "p99_ms", "mean_ms", "std_ms", "throughput_ips", "speedup_vs_baseline", "peak_rss_mb", "size_mb", "accuracy")
+
+
+def write_csv(report: BenchReport, path: Path) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(CSV_COLUMNS)
+        for row in report.rows:
+            lat = row.latency
+            writer.writerow([
+                row.name, row.runtime, row.format, row.precision, row.engine_precision, row.threads, row.batch_size,
+                f"{lat.p50_ms:.4f}", f"{lat.p90_ms:.4f}", f"{lat.p99_ms:.4f}", f"{lat.mean_ms:.4f}", f"{lat.std_ms:.4f}",
+                f"{row.throughput_ips:.2f}", f"{report.speedup(row):.3f}", f"{row.peak_rss_mb:.1f}", f"{row.size_mb:.3f}",
+                "" if row.accuracy is None else f"{row.accuracy:.4f}",
+            ])
+    return path
+
+
+def to_markdown(report: BenchReport) -> str:
+    """A Markdown table (for README / docs)."""
+    lines = ["| bundle | runtime | engine precision | threads | p50 ms | p90 ms | img/s | speed-up | peak RSS MB | size MB | top-1 |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for row in report.rows:
+        accuracy = "—" if row.accuracy is None else f"{row.accuracy:.2%}"
+        lines.append(
+            f"| {row.name} | {row.runtime} | {row.engine_precision} | {row.threads or 'default'} | {row.latency.p50_ms:.3f} | "
+            f"{row.latency.p90_ms:.3f} | {row.throughput_ips:.0f} | {report.speedup(row):.2f}× | {row.peak_rss_mb:.0f} | "
+            f"{row.size_mb:.2f} | {accuracy} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def save_report(report: BenchReport, out_dir: Path) -> dict[str, Path]:
+    """Write bench.json, bench.csv, bench.md and (when matplotlib is installed) latency.png."""
+    from .._optional import is_installed
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = {
+        "json": write_json(report, out_dir / "bench.json"),
+        "csv": write_csv(report, out_dir / "bench.csv"),
+    }
+    (out_dir / "bench.md").write_text(to_markdown(report), encoding="utf-8")
+    written["markdown"] = out_dir / "bench.md"
+    if is_installed("matplotlib"):
+        from .plots import plot_latency
+
+        written["plot"] = plot_latency(report, out_dir / "latency.png")
+    return written

@@ -1,0 +1,84 @@
+"""Measure one benchmark row. Runs in a fresh process so peak RSS belongs to that engine alone."""
+
+from __future__ import annotations
+
+import resource
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..bundle import Bundle
+from ..data.folder import ImageFolder
+from ..runtimes import load_runtime
+from .result import BenchResult, LatencyStats
+
+
+@dataclass(frozen=True)
+class RowJob:
+    bundle: str
+    runtime: str
+    threads: int | None
+    batch_size: int
+    warmup: int
+    iterations: int
+    data: str | None
+    max_images: int | None
+
+
+def run_row(job: RowJob, tick=None) -> BenchResult:  # noqa: ANN001 - tick: callable(str, int)
+    """Load, warm up, time `iterations` calls, then measure accuracy through the engine."""
+    bundle = Bundle.load(job.bundle)
+    with load_runtime(bundle, job.runtime, threads=job.threads) as engine:
+        shape = (job.batch_size, *engine.input_spec.shape[1:])
+        batch = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
+        for _ in range(job.warmup):
+            engine.infer(batch)
+        samples = []
+        for i in range(job.iterations):
+            start = time.perf_counter()
+            engine.infer(batch)
+            samples.append((time.perf_counter() - start) * 1000.0)
+            if tick and (i + 1) % 10 == 0:
+                tick("timing", 10)
+        accuracy, counted = (None, None)
+        if job.data:
+            accuracy, counted = _accuracy(engine, job.data, bundle, job.max_images, tick)
+        engine_precision = engine.engine_precision
+    stats = LatencyStats.from_samples(samples)
+    return BenchResult(
+        name=Path(job.bundle).name, bundle=str(job.bundle), format=bundle.manifest.format.value,
+        precision=bundle.manifest.precision.value, runtime=job.runtime, engine_precision=engine_precision,
+        threads=job.threads, batch_size=job.batch_size, latency=stats,
+        throughput_ips=1000.0 * job.batch_size / stats.mean_ms, peak_rss_mb=_peak_rss_mb(),
+        size_mb=bundle.size_bytes / 1e6, accuracy=accuracy, accuracy_images=counted, samples_ms=samples,
+    )
+
+
+def _accuracy(engine, data: str, bundle: Bundle, max_images: int | None, tick) -> tuple[float, int]:  # noqa: ANN001
+    folder = ImageFolder.open(data, labels=bundle.manifest.labels)
+    if max_images:
+        folder = folder.subset(max_images)
+    correct = 0
+    for images, labels in folder.batches(32):
+        correct += int(np.sum(engine.predict(images).argmax(1) == labels))
+        if tick:
+            tick("accuracy", len(labels))
+    return correct / len(folder), len(folder)
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
+
+
+def run_row_in_child(job: RowJob, queue) -> None:  # noqa: ANN001 - multiprocessing queue
+    """Child-process entry: send ticks, then ("done", result) or ("error", message)."""
+    try:
+        result = run_row(job, tick=lambda phase, n: queue.put(("tick", phase, n)))
+        queue.put(("done", result))
+    except Exception as exc:  # noqa: BLE001 - reported to the parent as one line
+        from ..errors import EdgeVisionError
+
+        kind = type(exc).__name__ if not isinstance(exc, EdgeVisionError) else "edgevision"
+        queue.put(("error", kind, str(exc).splitlines()[0] if str(exc) else type(exc).__name__))

@@ -1,0 +1,63 @@
+"""`edgevision bench`: bundles × runtimes × threads, as a table, JSON, CSV and a plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    app.command("bench")(bench_command)
+
+
+def bench_command(
+    bundles: list[Path] = typer.Argument(..., help="Bundle directories to compare."),
+    runtime: str = typer.Option(None, "--runtime", "-r", help="Comma-separated runtimes (default: each bundle's own)."),
+    threads: str = typer.Option("default", "--threads", "-t", help="Comma-separated thread counts, or 'default'."),
+    data: Path = typer.Option(None, "--data", help="ImageFolder for top-1 accuracy through each engine."),
+    warmup: int = typer.Option(10, help="Untimed calls before timing."),
+    iterations: int = typer.Option(100, "--iterations", "-n", help="Timed calls per row."),
+    batch_size: int = typer.Option(1, "--batch-size", "-b"),
+    baseline: str = typer.Option(None, help="Bundle name the speed-up is measured against (default: first row)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Folder for bench.json, bench.csv, bench.md, latency.png."),
+) -> None:
+    """Measure latency percentiles, throughput, peak memory, size and accuracy side by side."""
+    from ..bench import BenchConfig, bench
+    from ..bench.report import save_report, to_table
+    from .console import console, progress
+
+    config = BenchConfig(
+        warmup=warmup, iterations=iterations, batch_size=batch_size, threads=parse_threads(threads), data=data,
+    )
+    runtimes = [r.strip() for r in runtime.split(",") if r.strip()] if runtime else None
+    with progress() as bar:
+        task = bar.add_task("benchmarking", total=None)
+
+        def tick(phase: str, amount: int) -> None:
+            bar.update(task, description=f"benchmarking ({phase})", advance=amount if phase == "row" else 0)
+
+        from ..bench import plan_rows
+        from ..bundle import Bundle
+
+        loaded = [Bundle.load(b) for b in bundles]
+        bar.update(task, total=len(plan_rows(loaded, runtimes)) * len(config.threads))
+        report = bench(loaded, runtimes=runtimes, config=config, baseline=baseline, progress=tick)
+    console.print(to_table(report))
+    if out:
+        written = save_report(report, out)
+        console.print("wrote " + ", ".join(str(p) for p in written.values()))
+
+
+def parse_threads(text: str) -> tuple[int | None, ...]:
+    from ..errors import ConfigError
+
+    values: list[int | None] = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        if part == "default":
+            values.append(None)
+        elif part.isdigit() and int(part) > 0:
+            values.append(int(part))
+        else:
+            raise ConfigError(f"--threads takes positive integers or 'default', got {part!r}.")
+    return tuple(values) or (None,)

@@ -119,9 +119,14 @@ def load_checkpoint_payload(path: str | Path) -> dict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        import re
+
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        if found is None:
+            raise ModelFileError(f"{path} is corrupt or truncated (not a torch checkpoint). Re-save or re-download it.") from None
         raise ModelFileError(
-            f"{path} holds Python objects beyond tensors ({str(exc).splitlines()[0][:120]}); edgevision only loads "
-            "weights. Save model.state_dict() instead of the whole model."
+            f"{path} holds Python objects beyond tensors ({found.group(1)}); edgevision only loads weights, "
+            "never code from a model file. Save model.state_dict() instead of the whole model."
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
         raise ModelFileError(

@@ -1,0 +1,40 @@
+# edgevision — the two commands a newcomer needs are `make demo` and `make test`.
+# Everything installs into .venv through constraints.txt (CPU-only torch; pinned engines).
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed-all
+PYTEST_ARGS ?=
+
+.PHONY: install demo test test-fast bench device-check clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --disable-pip-version-check -c constraints.txt -e '.[all,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## The main job: train the digits model, export every format, bench them all (≈ 5-10 min on 2 cores).
+demo: install
+	$(VENV)/bin/edgevision demo --out runs/demo
+
+## The test suite (slow end-to-end tests included).
+test: install
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-fast: install
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+## Speed benchmarks (not timed tests): writes docs/benchmarks.md and docs/benchmarks.json.
+bench: install
+	$(PY) scripts/benchmark.py --out docs
+
+## A device-style environment: numpy + OpenCV + one engine, no torch; runs a bundle made by the full env.
+device-check: install
+	bash scripts/device_env_check.sh
+
+clean:
+	rm -rf runs bench-output .pytest_cache

@@ -1,0 +1,10 @@
+import pytest
+
+pytest.importorskip("torch")
+
+from tests.runtimes.contract import RuntimeContract  # noqa: E402
+
+
+class TestTorchReference(RuntimeContract):
+    runtime_name = "torch"
+    format = "torch"

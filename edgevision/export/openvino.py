@@ -1,0 +1,114 @@
+"""Export to OpenVINO IR (model.xml + model.bin), FP32 or FP16 weights, dynamic batch.
+
+The torch module is converted directly (``ov.convert_model`` traces it), which matches the
+torch model to ~1e-6 and needs no ONNX package. FP16 stores the weights as float16 (half the
+.bin) while inputs and outputs stay float32, so device code feeds the same arrays for every
+precision. `convert_onnx_to_openvino` and `save_ir` are the entry points for models that
+arrive as ONNX or as an ``ov.Model`` (e.g. one quantised by NNCF).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from .._optional import require
+from ..errors import ExportError, ModelFileError
+from ..model import TrainedModel
+from ..types import Precision
+from .base import ExportArtifact, package_version
+
+PRECISIONS = frozenset({Precision.FP32, Precision.FP16})
+XML_FILE = "model.xml"
+BIN_FILE = "model.bin"
+MODEL_FILES = (XML_FILE, BIN_FILE)
+INPUT_NAME = "input"
+OUTPUT_NAME = "logits"
+
+
+def export_openvino(model: TrainedModel, directory: Path, *, precision: Precision) -> ExportArtifact:
+    """Convert the torch module to IR in `directory`, input "input" (N×3×H×W), output "logits"."""
+    ov = require("openvino", extra="openvino", what="OpenVINO")
+    torch = require("torch", extra="compress", what="PyTorch")
+    height, width = model.input_size
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ov_model = ov.convert_model(
+                model.module.eval(),
+                example_input=torch.zeros(1, 3, height, width),
+                input=[ov.PartialShape([-1, 3, height, width])],
+            )
+    except Exception as exc:  # noqa: BLE001 - the converter raises many types
+        raise ExportError(f"OpenVINO could not convert the model: {_first_line(exc)}") from exc
+    for ports, name in ((ov_model.inputs, INPUT_NAME), (ov_model.outputs, OUTPUT_NAME)):
+        if len(ports) == 1:  # save_ir rejects any other count with a clear message
+            ports[0].get_tensor().set_names({name})
+    artifact = save_ir(ov_model, directory, precision=precision)
+    return replace(artifact, versions={**artifact.versions, "torch": torch.__version__})
+
+
+def convert_onnx_to_openvino(
+    onnx_path: str | os.PathLike[str], directory: str | os.PathLike[str], *, precision: Precision
+) -> ExportArtifact:
+    """Convert an ONNX file (FP32, or QDQ-quantised for INT8) to IR in `directory`.
+
+    Tensor names and the batch dimension come from the ONNX graph. FP16 compresses the
+    weights to float16; FP32 and INT8 keep the graph's weights as they are.
+    """
+    ov = require("openvino", extra="openvino", what="OpenVINO")
+    onnx_path = Path(onnx_path)
+    if not onnx_path.is_file():
+        raise ModelFileError(f"ONNX file {onnx_path} does not exist; export the model to ONNX first.")
+    try:
+        ov_model = ov.convert_model(str(onnx_path))
+    except Exception as exc:  # noqa: BLE001
+        raise ModelFileError(
+            f"OpenVINO cannot read {onnx_path}: {_first_line(exc)}. Check that the file is a complete ONNX model."
+        ) from exc
+    return save_ir(ov_model, directory, precision=precision)
+
+
+def save_ir(ov_model: Any, directory: str | os.PathLike[str], *, precision: Precision) -> ExportArtifact:
+    """Write an ``ov.Model`` (one N×3×H×W float input, one output) as model.xml + model.bin.
+
+    Only FP16 compresses weights; an INT8 model (already quantised) is saved as it is.
+    """
+    ov = require("openvino", extra="openvino", what="OpenVINO")
+    directory = Path(directory)
+    if len(ov_model.inputs) != 1 or len(ov_model.outputs) != 1:
+        raise ExportError(
+            f"edgevision bundles hold classifiers with one input and one output; this model has "
+            f"{len(ov_model.inputs)} inputs and {len(ov_model.outputs)} outputs."
+        )
+    shape = ov_model.inputs[0].get_partial_shape()
+    if shape.rank.is_dynamic or shape.rank.get_length() != 4 or shape[1].is_dynamic or shape[1].get_length() != 3:
+        raise ExportError(f"The model input must be N×3×H×W (NCHW), got {shape}; export it channels-first.")
+    ov_model.inputs[0].get_node().set_layout(ov.Layout("NCHW"))
+    input_name = _tensor_name(ov_model.inputs[0], fallback=INPUT_NAME)
+    output_name = _tensor_name(ov_model.outputs[0], fallback=OUTPUT_NAME)
+    try:
+        ov.save_model(ov_model, str(directory / XML_FILE), compress_to_fp16=precision is Precision.FP16)
+    except Exception as exc:  # noqa: BLE001
+        raise ExportError(f"OpenVINO could not write the IR files: {_first_line(exc)}") from exc
+    return ExportArtifact(
+        MODEL_FILES, input_name, output_name, dynamic_batch=shape[0].is_dynamic,
+        versions={"openvino": package_version("openvino")},
+    )
+
+
+def _tensor_name(port: Any, *, fallback: str) -> str:
+    """The port's tensor name, giving it `fallback` when the graph left it unnamed."""
+    names = port.get_names()
+    if not names:
+        port.get_tensor().set_names({fallback})
+        return fallback
+    return port.get_any_name()
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line for line in str(exc).strip().splitlines() if line.strip() and not line.startswith("Exception from")]
+    return (lines[0] if lines else type(exc).__name__)[:300]

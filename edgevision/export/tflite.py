@@ -1,0 +1,225 @@
+"""Export to TFLite (LiteRT) straight from PyTorch with litert-torch: FP32, FP16 weights, or full INT8.
+
+Route: ``torch.export`` → litert-torch lowering (StableHLO/TFL MLIR) → ``.tflite`` flatbuffer. No
+TensorFlow and no ONNX hop: onnx2tf would need TensorFlow, pin old numpy/onnx/protobuf and fetch
+calibration data from the internet while converting. The model is wrapped with
+``litert_torch.to_channel_last_io`` so it takes NHWC input; the converter's layout pass folds
+that permute into the convolutions, so the file starts with a convolution, not a TRANSPOSE.
+
+FP16 stores weights as float16 (ai-edge-quantizer "float casting"); inputs, outputs and compute
+stay float32. INT8 (`quantize_tflite_int8`, used by the compression stage) is full-integer:
+int8 weights, activations, input and output; the TFLite runtime (de)quantises at the edges.
+The batch is fixed at 1: TFLite's CPU kernels are tuned for it and the runtime splits batches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import warnings
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from .._optional import require
+from ..errors import ConfigError, ExportError
+from ..model import TrainedModel
+from ..types import Layout, Precision
+from .base import ExportArtifact, package_version
+
+PRECISIONS = frozenset({Precision.FP32, Precision.FP16})
+MODEL_FILE = "model.tflite"
+
+#: Converter messages that name an operator it cannot lower (torch-side, then MLIR-side).
+_UNSUPPORTED_OPERATOR_PATTERNS = (
+    re.compile(r"Lowering not found: ([\w.:]+)"),
+    re.compile(r"failed to legalize operation '([^']+)'"),
+    re.compile(r"'([\w.]+)' op is neither a custom op nor a flex op"),
+)
+
+
+def export_tflite(model: TrainedModel, directory: Path, *, precision: Precision) -> ExportArtifact:
+    """Write ``model.tflite`` (NHWC input, batch 1) into `directory`."""
+    path = directory / MODEL_FILE
+    write_fp32_tflite(model, path)
+    versions = _converter_versions()
+    if precision is Precision.FP16:
+        cast_weights_to_fp16(path)
+        versions["ai-edge-quantizer"] = package_version("ai-edge-quantizer")
+    return _artifact(path, model, versions)
+
+
+def write_fp32_tflite(model: TrainedModel, path: Path) -> None:
+    """Convert `model` to an FP32 TFLite file taking NHWC input; ExportError names unsupported ops."""
+    torch = require("torch", extra="compress", what="PyTorch")
+    litert_torch = require("litert_torch", extra="tflite-export", what="litert-torch")
+    height, width = model.input_size
+    nhwc_model = litert_torch.to_channel_last_io(model.module.eval(), args=[0]).eval()
+    example = (torch.zeros(1, height, width, 3),)
+    try:
+        with _quiet_converter():
+            litert_torch.convert(nhwc_model, example).export(str(path))
+    except Exception as exc:  # noqa: BLE001 - torch.export and the MLIR passes raise many types
+        raise _conversion_error(exc) from exc
+
+
+def cast_weights_to_fp16(path: Path) -> None:
+    """Store the weights of `path` as float16 in place; I/O and compute stay float32."""
+    require("ai_edge_quantizer", extra="tflite-export", what="ai-edge-quantizer")
+    from ai_edge_quantizer import qtyping, quantizer
+
+    engine = quantizer.Quantizer(str(path))
+    engine.add_weight_only_config(
+        regex=".*", operation_name=qtyping.TFLOperationName.ALL_SUPPORTED, num_bits=16,
+        algorithm_key=quantizer.AlgorithmName.FLOAT_CASTING,
+    )
+    try:
+        with _quiet_converter():
+            result = engine.quantize(enable_progress_report=False)
+    except Exception as exc:  # noqa: BLE001
+        raise ExportError(f"ai-edge-quantizer could not cast the weights to FP16: {_first_line(exc)}") from exc
+    path.write_bytes(bytes(result.quantized_model))
+
+
+def quantize_tflite_int8(
+    model: TrainedModel, directory: Path, calibration_batches: Iterable[np.ndarray], *, max_samples: int = 300
+) -> ExportArtifact:
+    """Write a full-integer INT8 ``model.tflite`` (int8 input and output) into `directory`.
+
+    `calibration_batches` yields preprocessed float32 batches in NCHW (what `preprocess_batch`
+    returns for the model's input spec); up to `max_samples` images set the activation ranges.
+    Weights are per-channel symmetric int8, activations per-tensor asymmetric int8
+    (ai-edge-quantizer ``static_wi8_ai8`` on the FP32 file). The samples are held in memory
+    (the quantizer passes over them twice). The caller runs parity, as for any format.
+    """
+    require("ai_edge_quantizer", extra="tflite-export", what="ai-edge-quantizer")
+    from ai_edge_quantizer import quantizer, recipe
+
+    path = directory / MODEL_FILE
+    float_path = directory / "model.fp32.tflite"
+    nhwc_samples = list(_nhwc_samples(model, calibration_batches, max_samples))  # bad data fails before converting
+    write_fp32_tflite(model, float_path)
+    try:
+        engine = quantizer.Quantizer(str(float_path), recipe.static_wi8_ai8())
+        signature, input_name = _signature_input(float_path)
+        samples = [{input_name: sample} for sample in nhwc_samples]
+        try:
+            with _quiet_converter():
+                ranges = engine.calibrate({signature: samples}, num_threads=os.cpu_count() or 1)
+                result = engine.quantize(ranges, enable_progress_report=False)
+        except Exception as exc:  # noqa: BLE001
+            raise ExportError(f"ai-edge-quantizer could not quantise the model to INT8: {_first_line(exc)}") from exc
+        path.write_bytes(bytes(result.quantized_model))
+    finally:
+        float_path.unlink(missing_ok=True)
+    versions = {
+        **_converter_versions(), "ai-edge-quantizer": package_version("ai-edge-quantizer"),
+        "int8_recipe": "static_wi8_ai8", "calibration_samples": str(len(samples)),
+    }
+    return _artifact(path, model, versions)
+
+
+def unsupported_operators(exc: BaseException) -> list[str]:
+    """Operator names the converter reported it cannot lower, from `exc` and its causes."""
+    found: list[str] = []
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        for pattern in _UNSUPPORTED_OPERATOR_PATTERNS:
+            found += [name for name in pattern.findall(str(exc)) if name not in found]
+        exc = exc.__cause__ or exc.__context__
+    return found
+
+
+def _conversion_error(exc: BaseException) -> ExportError:
+    operators = unsupported_operators(exc)
+    if operators:
+        return ExportError(
+            f"litert-torch cannot convert operator(s) {', '.join(operators)} to TFLite. Rewrite that part of "
+            "the model with common layers, or export to onnx or openvino instead."
+        )
+    return ExportError(f"litert-torch could not convert the model to TFLite: {_first_line(exc)}")
+
+
+def _artifact(path: Path, model: TrainedModel, versions: dict[str, str]) -> ExportArtifact:
+    """Describe the written file after checking it takes the NHWC batch-1 input the manifest will state."""
+    interpreter = _interpreter(path)
+    input_detail = interpreter.get_input_details()[0]
+    output_detail = interpreter.get_output_details()[0]
+    height, width = model.input_size
+    if tuple(input_detail["shape"]) != (1, height, width, 3):
+        raise ExportError(
+            f"The TFLite model's input is {tuple(input_detail['shape'])}, expected NHWC (1, {height}, {width}, 3). "
+            "The model must take one 3-channel image tensor."
+        )
+    return ExportArtifact(
+        (MODEL_FILE,), input_detail["name"], output_detail["name"], layout=Layout.NHWC, dynamic_batch=False,
+        versions=versions,
+    )
+
+
+def _nhwc_samples(model: TrainedModel, batches: Iterable[np.ndarray], limit: int) -> Iterator[np.ndarray]:
+    height, width = model.input_size
+    count = 0
+    for batch in batches:
+        batch = np.asarray(batch, dtype=np.float32)
+        if batch.ndim != 4 or batch.shape[1:] != (3, height, width):
+            raise ConfigError(
+                f"Calibration batches must be preprocessed NCHW float arrays (N, 3, {height}, {width}), "
+                f"got shape {batch.shape}."
+            )
+        for sample in batch.transpose(0, 2, 3, 1):
+            if count == limit:
+                return
+            count += 1
+            yield np.ascontiguousarray(sample[None])
+    if count == 0:
+        raise ConfigError("INT8 quantisation needs calibration images: calibration_batches yielded none.")
+
+
+def _signature_input(path: Path) -> tuple[str, str]:
+    signatures = _interpreter(path).get_signature_list()
+    key = next(iter(signatures))
+    return key, signatures[key]["inputs"][0]
+
+
+def _interpreter(path: Path):  # noqa: ANN202 - ai_edge_litert.interpreter.Interpreter
+    require("ai_edge_litert", extra="tflite", what="LiteRT (ai-edge-litert)")
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interpreter = Interpreter(
+        model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    )
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+def _converter_versions() -> dict[str, str]:
+    return {
+        "torch": package_version("torch"), "litert-torch": package_version("litert-torch"),
+        "litert-converter": package_version("litert-converter"), "ai-edge-litert": package_version("ai-edge-litert"),
+    }
+
+
+@contextlib.contextmanager
+def _quiet_converter() -> Iterator[None]:
+    """Silence litert-torch's progress printing and ai-edge-quantizer's progress bars for one call."""
+    previous = os.environ.get("LITERT_TORCH_SHOW_PROGRESS")
+    os.environ["LITERT_TORCH_SHOW_PROGRESS"] = "n"
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        if previous is None:
+            os.environ.pop("LITERT_TORCH_SHOW_PROGRESS", None)
+        else:
+            os.environ["LITERT_TORCH_SHOW_PROGRESS"] = previous
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:300]

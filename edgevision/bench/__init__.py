@@ -13,10 +13,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from ..bundle import Bundle
 from ..errors import ConfigError, EdgeVisionError, ParityError, RuntimeEngineError
 from .result import BenchReport, BenchResult, LatencyStats
 from .worker import RowJob, run_row, run_row_in_child
+
+if TYPE_CHECKING:
+    from ..devices import DeviceProfile
 
 #: progress(phase, amount, total_for_phase_or_None)
 ProgressCallback = Callable[[str, int], None]
@@ -41,8 +46,13 @@ class BenchConfig:
             raise ConfigError(f"thread counts must be ≥ 1, got {self.threads}.")
 
 
-def plan_rows(bundles: Sequence[Bundle], runtimes: Sequence[str] | None) -> list[tuple[Bundle, str]]:
-    """(bundle, runtime) pairs: each bundle with each named runtime that can run its format."""
+def plan_rows(
+    bundles: Sequence[Bundle], runtimes: Sequence[str] | None, *, device: DeviceProfile | None = None
+) -> list[tuple[Bundle, str]]:
+    """(bundle, runtime) pairs: each bundle with each named runtime that can run its format.
+
+    With no runtimes named, a device profile picks each bundle's runtime (else its format's default).
+    """
     from ..runtimes import DEFAULT_RUNTIME, RUNTIMES
 
     pairs = []
@@ -53,7 +63,12 @@ def plan_rows(bundles: Sequence[Bundle], runtimes: Sequence[str] | None) -> list
                 f"Refusing to benchmark {bundle.path}: it {why}, so its speed would be meaningless. Re-export it."
             )
         if not runtimes:
-            pairs.append((bundle, DEFAULT_RUNTIME[bundle.manifest.format]))
+            if device is not None:
+                from ..devices import choose_runtime
+
+                pairs.append((bundle, choose_runtime(device, bundle.manifest.format)))
+            else:
+                pairs.append((bundle, DEFAULT_RUNTIME[bundle.manifest.format]))
             continue
         usable = [r for r in runtimes if bundle.manifest.format in RUNTIMES.get(r).formats]
         if not usable:
@@ -70,13 +85,22 @@ def bench(
     runtimes: Sequence[str] | None = None,
     config: BenchConfig = BenchConfig(),
     baseline: str | None = None,
+    device: DeviceProfile | None = None,
     progress: ProgressCallback | None = None,
 ) -> BenchReport:
-    """Run every bundle × runtime × thread count; ratios are against `baseline` (a bundle name)."""
+    """Run every bundle × runtime × thread count; ratios are against `baseline` (a bundle name).
+
+    `device` (from `edgevision.devices.resolve_device`) picks runtimes when none are named, and
+    its thread count when `config.threads` is left at the default.
+    """
     loaded = [b if isinstance(b, Bundle) else Bundle.load(b) for b in bundles]
     if not loaded:
         raise ConfigError("Give at least one bundle to benchmark.")
-    pairs = plan_rows(loaded, runtimes)
+    if device is not None and config.threads == (None,) and device.threads is not None:
+        from dataclasses import replace
+
+        config = replace(config, threads=(device.threads,))
+    pairs = plan_rows(loaded, runtimes, device=device)
     rows: list[BenchResult] = []
     for bundle, runtime in pairs:
         for threads in config.threads:
@@ -96,6 +120,8 @@ def bench(
             raise ConfigError(f"Baseline {baseline!r} is not among the rows {names}.{did_you_mean(baseline, names)}")
         index = names.index(baseline)
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in config.__dict__.items()}
+    if device is not None:
+        settings["device"] = device.name
     return BenchReport(rows=rows, baseline=index, settings=settings)
 
 

@@ -20,6 +20,7 @@ def bench_command(
     iterations: int = typer.Option(100, "--iterations", "-n", help="Timed calls per row."),
     batch_size: int = typer.Option(1, "--batch-size", "-b"),
     baseline: str = typer.Option(None, help="Bundle name the speed-up is measured against (default: first row)."),
+    device: str = typer.Option(None, "--device", help="auto or a profile name/YAML: picks runtimes and threads."),
     out: Path = typer.Option(None, "--out", "-o", help="Folder for bench.json, bench.csv, bench.md, latency.png."),
 ) -> None:
     """Measure latency percentiles, throughput, peak memory, size and accuracy side by side."""
@@ -31,6 +32,12 @@ def bench_command(
         warmup=warmup, iterations=iterations, batch_size=batch_size, threads=parse_threads(threads), data=data,
     )
     runtimes = [r.strip() for r in runtime.split(",") if r.strip()] if runtime else None
+    profile = None
+    if device:
+        from ..devices import resolve_device
+
+        profile, reasons = resolve_device(device)
+        console.print(f"device profile [bold]{profile.name}[/] ({profile.title}): {'; '.join(reasons)}")
     with progress() as bar:
         task = bar.add_task("benchmarking", total=None)
 
@@ -41,8 +48,9 @@ def bench_command(
         from ..bundle import Bundle
 
         loaded = [Bundle.load(b) for b in bundles]
-        bar.update(task, total=len(plan_rows(loaded, runtimes)) * len(config.threads))
-        report = bench(loaded, runtimes=runtimes, config=config, baseline=baseline, progress=tick)
+        thread_counts = len(config.threads) if not profile or profile.threads is None or threads != "default" else 1
+        bar.update(task, total=len(plan_rows(loaded, runtimes, device=profile)) * thread_counts)
+        report = bench(loaded, runtimes=runtimes, config=config, baseline=baseline, device=profile, progress=tick)
     console.print(to_table(report))
     if out:
         written = save_report(report, out)

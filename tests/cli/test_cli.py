@@ -52,3 +52,13 @@ def test_errors_are_clear(args, message, tmp_path, monkeypatch):
 def test_bench_unknown_runtime(onnx_bundle):
     result = runner.invoke(app, ["bench", str(onnx_bundle.path), "-r", "openvnio"])
     assert "Did you mean 'openvino'" in str(result.exception)
+
+
+def test_bench_with_device_profile_picks_runtime(onnx_bundle, tmp_path):
+    profile = tmp_path / "board.yaml"
+    profile.write_text(
+        "name: test_board\ntitle: Test board\nruntimes: [onnxruntime]\nprecisions: [fp32]\nthreads: 1\n"
+    )
+    result = runner.invoke(app, ["bench", str(onnx_bundle.path), "--device", str(profile), "-n", "5", "--warmup", "0"])
+    assert result.exit_code == 0, result.output
+    assert "test_board" in result.output and "onnxruntime" in result.output

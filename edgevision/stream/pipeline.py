@@ -1,0 +1,312 @@
+"""The capture ‖ inference pipeline: a capture thread feeds a bounded queue, the caller's thread infers.
+
+capture thread: read frame → preprocess (the bundle's own spec) → queue
+calling thread: queue → runtime.infer → task head → sinks
+
+Reading and decoding the next frame overlaps inference of the current one (OpenCV and the
+engines release the GIL). A live source drops its *oldest* queued frame when inference falls
+behind and is reopened with exponential back-off when it fails; a file drops nothing and ends
+the run at its last frame. Ctrl-C / SIGTERM stop the run cleanly: the source is released and
+every sink flushed and closed before `run()` returns its summary.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+import numpy as np
+
+from ..errors import ConfigError, EdgeVisionError, StreamError
+from ..preprocess import preprocess_batch
+from ..runtimes.base import Runtime
+from .framequeue import CLOSED, FrameQueue
+from .heads import HeadOptions, make_head
+from .metrics import EndReason, StreamMetrics, StreamSummary
+from .results import FrameMeta, FrameResult, StageTimings
+from .sinks import Sink
+from .sources import Source, parse_source
+
+logger = logging.getLogger(__name__)
+
+
+class DropPolicy(StrEnum):
+    DROP_OLDEST = "drop_oldest"  # keep latency low: the newest frame wins
+    BLOCK = "block"  # keep every frame: capture waits for inference
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReconnectPolicy:
+    """Reopen a failed live source after initial_delay_s, doubling up to max_delay_s, max_retries times."""
+
+    max_retries: int = 5
+    initial_delay_s: float = 0.5
+    max_delay_s: float = 8.0
+    backoff: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.max_retries < 0 or self.initial_delay_s < 0 or self.max_delay_s < self.initial_delay_s:
+            raise ConfigError("Reconnect needs max_retries >= 0 and 0 <= initial_delay_s <= max_delay_s.")
+        if self.backoff < 1:
+            raise ConfigError(f"Reconnect backoff must be >= 1, got {self.backoff}.")
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before attempt number `attempt` (1-based)."""
+        return min(self.initial_delay_s * self.backoff ** (attempt - 1), self.max_delay_s)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StreamConfig:
+    task: str = "classification"  # a name in edgevision.stream.HEADS
+    head: HeadOptions = HeadOptions()
+    queue_size: int = 2  # frames waiting for inference
+    max_frames: int | None = None  # stop after this many results
+    drop_policy: DropPolicy | None = None  # None: DROP_OLDEST for live sources, BLOCK for files
+    reconnect: ReconnectPolicy = ReconnectPolicy()
+    handle_signals: bool = True  # install SIGINT/SIGTERM handlers (only ever in the main thread)
+
+    def __post_init__(self) -> None:
+        if self.queue_size < 1:
+            raise ConfigError(f"queue_size must be 1 or more, got {self.queue_size}.")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise ConfigError(f"max_frames must be 1 or more, got {self.max_frames}.")
+
+
+@dataclass(frozen=True)
+class _Captured:
+    index: int
+    captured_at: float  # wall clock
+    captured: float  # perf_counter when the read returned
+    capture_ms: float
+    preprocess_ms: float
+    frame: np.ndarray
+    tensor: np.ndarray
+
+
+class StreamPipeline:
+    """Runs one source through one runtime into sinks. Create one per run; `stop()` is thread-safe.
+
+    `run()` opens the source if it is not open yet and always releases it and closes every sink
+    before returning or raising. The runtime stays the caller's to close.
+    """
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        source: Source | str | int,
+        *,
+        sinks: Sequence[Sink] = (),
+        config: StreamConfig = StreamConfig(),
+    ) -> None:
+        self.runtime = runtime
+        self.config = config
+        self.head = make_head(config.task, runtime.bundle.manifest, config.head)
+        self.source = source if isinstance(source, Source) else parse_source(source)  # opened by run()
+        self.sinks = tuple(sinks)
+        self.metrics = StreamMetrics()
+        live = self.source.is_live
+        self.drop_policy = config.drop_policy or (DropPolicy.DROP_OLDEST if live else DropPolicy.BLOCK)
+        self._queue: FrameQueue[_Captured] = FrameQueue(config.queue_size)
+        self._stop = threading.Event()
+        self._end_reason: EndReason | None = None
+        self._reason_lock = threading.Lock()
+        self._capture_error: BaseException | None = None
+        self._failed_attempts = 0
+        self._started = False
+
+    def stop(self) -> None:
+        """Ask the run to end after the frame in progress (safe from any thread or a signal handler)."""
+        self._note_end(EndReason.STOPPED)
+        self._stop.set()
+
+    def run(self) -> StreamSummary:
+        """Process frames until the file ends, max_frames, stop() or a lost source; return the summary."""
+        if self._started:
+            raise StreamError("A StreamPipeline runs once; create a new one for another run.")
+        self._started = True
+        capture = threading.Thread(target=self._capture_loop, name="edgevision-capture", daemon=True)
+        try:
+            with self._signal_handlers():
+                if not self.source.is_open:
+                    self.source.open()
+                for sink in self.sinks:
+                    sink.start(source_fps=self.source.fps)
+                capture.start()
+                self._inference_loop()
+        finally:
+            self._shutdown(capture)
+        if self._capture_error is not None:
+            error = self._capture_error
+            if isinstance(error, EdgeVisionError):
+                raise error
+            raise StreamError(f"Reading {self.source.description} failed: {error}") from error
+        return self.metrics.summary(source=self.source.description, end_reason=self._end_reason or EndReason.STOPPED)
+
+    # -- the calling thread: inference, head, sinks -----------------------------------------
+    def _inference_loop(self) -> None:
+        limit = self.config.max_frames
+        while True:
+            item = self._queue.get(timeout=0.1)
+            if item is CLOSED or self._stop.is_set():
+                return
+            if item is None:  # nothing yet: a slow camera, or capture is reconnecting
+                continue
+            result = self._process(item)
+            if self.sinks:
+                stats = self.metrics.live()
+                for sink in self.sinks:
+                    sink.write(result, item.frame, stats)
+            if limit is not None and self.metrics.frames >= limit:
+                self._note_end(EndReason.MAX_FRAMES)
+                return
+            if any(sink.wants_stop for sink in self.sinks):
+                self._note_end(EndReason.STOPPED)
+                return
+
+    def _process(self, item: _Captured) -> FrameResult:
+        start = time.perf_counter()
+        outputs = self.runtime.infer(item.tensor)
+        inferred = time.perf_counter()
+        height, width = item.frame.shape[:2]
+        payload = self.head(outputs[0], FrameMeta(item.index, item.captured_at, width, height))
+        done = time.perf_counter()
+        timings = StageTimings(capture_ms=item.capture_ms, preprocess_ms=item.preprocess_ms,
+                               infer_ms=(inferred - start) * 1e3, postprocess_ms=(done - inferred) * 1e3)
+        result = FrameResult(index=item.index, captured_at=item.captured_at, payload=payload, timings=timings,
+                             latency_ms=(done - item.captured) * 1e3)
+        self.metrics.record_result(result, done)
+        return result
+
+    # -- the capture thread -----------------------------------------------------------------
+    def _capture_loop(self) -> None:
+        manifest = self.runtime.bundle.manifest
+        input_spec = self.runtime.input_spec
+        drop_oldest = self.drop_policy is DropPolicy.DROP_OLDEST
+        # Without drops, exactly max_frames frames are needed; with drops nobody knows how many.
+        capture_limit = None if drop_oldest else self.config.max_frames
+        index = 0
+        try:
+            while not self._stop.is_set():
+                if capture_limit is not None and index >= capture_limit:
+                    return
+                start = time.perf_counter()
+                frame = self._read()
+                captured = time.perf_counter()
+                if frame is None:
+                    if not self.source.is_live:
+                        self._note_end(EndReason.END_OF_FILE)  # the inference loop drains the queue first
+                        return
+                    if not self._reconnect():
+                        self._note_end(EndReason.SOURCE_LOST)
+                        return
+                    continue
+                self._failed_attempts = 0
+                wall = time.time()
+                self.metrics.record_capture(captured)
+                tensor = preprocess_batch([frame], manifest.preprocess, input_spec)
+                prepared = time.perf_counter()
+                item = _Captured(index, wall, captured, (captured - start) * 1e3, (prepared - captured) * 1e3,
+                                 frame, tensor)
+                dropped = self._queue.put(item, drop_oldest=drop_oldest, stop=self._stop)
+                if dropped:
+                    self.metrics.record_drop(dropped)
+                index += 1
+        except BaseException as exc:  # noqa: BLE001 - handed to run() and re-raised there
+            self._capture_error = exc
+            self._stop.set()
+        finally:
+            self._queue.close()
+
+    def _read(self) -> np.ndarray | None:
+        if not self.source.is_live:
+            return self.source.read()
+        try:
+            return self.source.read()
+        except Exception as exc:  # noqa: BLE001 - a live source failing is what reconnect is for
+            logger.warning("Reading %s failed: %s", self.source.description, exc)
+            return None
+
+    def _reconnect(self) -> bool:
+        """Reopen a live source with back-off; False when out of attempts or stopped."""
+        policy = self.config.reconnect
+        self.source.release()
+        while self._failed_attempts < policy.max_retries:
+            self._failed_attempts += 1
+            attempt = self._failed_attempts
+            delay = policy.delay(attempt)
+            logger.warning("%s stopped delivering frames; reopening in %.2g s (attempt %d of %d).",
+                           self.source.description, delay, attempt, policy.max_retries)
+            if self._stop.wait(delay):
+                return False
+            try:
+                self.source.open()
+            except StreamError as exc:
+                logger.warning("Reopening %s failed: %s", self.source.description, exc)
+                continue
+            self.metrics.record_reconnect()
+            logger.info("%s reopened.", self.source.description)
+            return True
+        logger.error("Gave up on %s after %d reconnect attempts.", self.source.description, policy.max_retries)
+        return False
+
+    # -- ending -----------------------------------------------------------------------------
+    def _note_end(self, reason: EndReason) -> None:
+        """Record why the run ends; the first reason wins."""
+        with self._reason_lock:
+            if self._end_reason is None:
+                self._end_reason = reason
+
+    def _shutdown(self, capture: threading.Thread) -> None:
+        self._stop.set()
+        self._queue.close()
+        if capture.is_alive():
+            capture.join(timeout=5.0)
+        if capture.is_alive():  # stuck inside a blocking read: releasing under it could crash the process
+            logger.warning("%s did not return from a read; leaving it to the OS.", self.source.description)
+        else:
+            self.source.release()
+        self._queue.clear()
+        errors = []
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except Exception as exc:  # noqa: BLE001 - close every sink, then report
+                errors.append(f"{type(sink).__name__}: {exc}")
+        if errors:
+            logger.error("Closing sinks failed: %s", "; ".join(errors))
+
+    @contextlib.contextmanager
+    def _signal_handlers(self) -> Iterator[None]:
+        if not self.config.handle_signals or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handle(signum: int, _frame: object) -> None:
+            if self._stop.is_set():  # a second Ctrl-C: stop waiting
+                raise KeyboardInterrupt
+            logger.info("%s received: stopping after the current frame.", signal.Signals(signum).name)
+            self.stop()
+
+        previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def run_stream(
+    runtime: Runtime,
+    source: Source | str | int,
+    *,
+    sinks: Sequence[Sink] = (),
+    config: StreamConfig = StreamConfig(),
+) -> StreamSummary:
+    """Run `source` through `runtime` into `sinks` until it ends; see StreamPipeline."""
+    return StreamPipeline(runtime, source, sinks=sinks, config=config).run()

@@ -1,0 +1,111 @@
+"""How close does the stream pipeline come to the engine's own speed?
+
+Measures, for one bundle on this machine:
+  raw     runtime.infer on one preprocessed 640×480 frame in a loop (the engine alone)
+  stream  run_stream on a 640×480 video: decode + preprocess + infer + head, end to end
+and prints both with their ratio (target >= 0.9: capture and preprocessing hide behind inference).
+Alternates raw and stream runs `--repeats` times and reports medians, so a busy machine
+penalises both alike.
+
+    python scripts/bench_stream.py --bundle bundles/onnx-fp32 --out stream_bench.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+import edgevision
+from edgevision.preprocess import preprocess_batch
+from edgevision.stream import StreamConfig, run_stream
+
+WIDTH, HEIGHT = 640, 480
+
+
+def write_video(path: Path, frames: int) -> Path:
+    """A 640×480 mp4v clip of moving shapes: real decode work, no data set needed."""
+    rng = np.random.default_rng(0)
+    background = rng.integers(0, 255, (HEIGHT, WIDTH, 3), dtype=np.uint8)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (WIDTH, HEIGHT))
+    for i in range(frames):
+        frame = np.roll(background, 8 * i, axis=1)
+        cv2.circle(frame, (40 + (i * 7) % (WIDTH - 80), HEIGHT // 2), 60, (0, 0, 0), thickness=-1)
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def raw_fps(runtime: edgevision.runtimes.Runtime, video: Path, iterations: int) -> float:
+    capture = cv2.VideoCapture(str(video))
+    ok, frame = capture.read()
+    capture.release()
+    if not ok:
+        raise SystemExit(f"cannot read {video}")
+    batch = preprocess_batch([frame], runtime.bundle.manifest.preprocess, runtime.input_spec)
+    for _ in range(20):
+        runtime.infer(batch)
+    start = time.perf_counter()
+    for _ in range(iterations):
+        runtime.infer(batch)
+    return iterations / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Stream FPS vs raw engine FPS for one bundle.")
+    parser.add_argument("--bundle", required=True, type=Path)
+    parser.add_argument("--runtime", help="engine (default: the bundle's own)")
+    parser.add_argument("--threads", type=int, help="engine threads (default: the engine's)")
+    parser.add_argument("--frames", type=int, default=300, help="frames in the generated video")
+    parser.add_argument("--video", type=Path, help="use this 640×480 video instead of generating one")
+    parser.add_argument("--repeats", type=int, default=3, help="alternating raw/stream runs; medians are reported")
+    parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp, edgevision.load_runtime(args.bundle, args.runtime,
+                                                                         threads=args.threads) as runtime:
+        video = args.video or write_video(Path(tmp) / "bench.mp4", args.frames)
+        raws, streams, summaries, cores = [], [], [], []
+        for _ in range(args.repeats):
+            raws.append(raw_fps(runtime, video, args.frames))
+            before, start = os.times(), time.perf_counter()
+            summary = run_stream(runtime, str(video), config=StreamConfig(handle_signals=False))
+            after, wall = os.times(), time.perf_counter() - start
+            cores.append((after.user - before.user + after.system - before.system) / wall)
+            streams.append(summary.fps)
+            summaries.append(summary)
+        raw, stream = statistics.median(raws), statistics.median(streams)
+        median_summary = summaries[streams.index(stream)] if stream in streams else summaries[-1]
+        result = {
+            "bundle": str(args.bundle), "format": runtime.bundle.manifest.format.value,
+            "input": list(runtime.input_spec.shape), "runtime": runtime.name, "threads": args.threads,
+            "video": {"width": WIDTH, "height": HEIGHT, "frames": median_summary.frames},
+            "raw_fps": round(raw, 2), "stream_fps": round(stream, 2), "ratio": round(stream / raw, 3),
+            "raw_fps_runs": [round(v, 2) for v in raws], "stream_fps_runs": [round(v, 2) for v in streams],
+            "stream_summary": median_summary.to_dict(),
+            # CPU seconds per wall second during the stream runs: ~1 means the process got one core.
+            "stream_cpu_cores_used": [round(c, 2) for c in cores],
+            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_avg": list(os.getloadavg())},
+        }
+    print(f"{runtime.name} on {args.bundle} (input {result['input']}):")
+    print(f"  raw inference  {raw:8.1f} FPS  ({1000 / raw:.2f} ms per frame)")
+    print(f"  stream         {stream:8.1f} FPS  (640×480 video, decode + preprocess + infer + head)")
+    print(f"  ratio          {stream / raw:8.3f}  (target >= 0.9)")
+    print(f"  CPU cores the stream got: {statistics.median(cores):.2f} of {os.cpu_count()} "
+          f"(load average {os.getloadavg()[0]:.1f})")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

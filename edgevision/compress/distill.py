@@ -1,0 +1,381 @@
+"""Knowledge distillation: recover a compressed student's accuracy from its uncompressed teacher.
+
+The loss is ``alpha · T² · KL(student/T ‖ teacher/T) + (1 − alpha) · CE(student, labels)``,
+plus ``feature_weight · MSE`` between named feature maps when `feature_layers` is set (a learned
+1×1 adapter maps the student's channels onto the teacher's where pruning made them differ; it
+is discarded after training). ``alpha=0`` without feature layers is plain fine-tuning on the same
+budget and schedule (`DistillConfig.as_fine_tune()`), so the two can be compared fairly.
+
+`train_student` is the training loop (validation each epoch, best checkpoint, early stop); the
+pruner reuses it for its short fine-tuning between steps.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .._optional import require
+from ..errors import ConfigError, did_you_mean
+from ..model import TrainedModel
+from ..train import EpochCallback, evaluate_torch
+
+#: A batch loss: (images, labels) → scalar tensor with gradients.
+BatchLoss = Callable[[Any, Any], Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class DistillConfig:
+    """Distillation options. `patience`: epochs without a better val accuracy before stopping (None: never)."""
+
+    epochs: int = 5
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    weight_decay: float = 5e-4
+    temperature: float = 4.0
+    alpha: float = 0.7
+    feature_layers: tuple[str, ...] = ()
+    feature_weight: float = 1.0
+    patience: int | None = 3
+    seed: int = 0
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.feature_layers, str):
+            raise ConfigError(f"feature_layers must be a tuple of module names, e.g. ({self.feature_layers!r},).")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ConfigError(f"epochs and batch_size must be at least 1, got {self.epochs} and {self.batch_size}.")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ConfigError(f"alpha weighs soft targets against labels and must lie in [0, 1], got {self.alpha}.")
+        if not self.temperature > 0:
+            raise ConfigError(f"temperature must be positive (typically 2-8), got {self.temperature}.")
+        if not self.learning_rate > 0 or self.weight_decay < 0:
+            raise ConfigError("learning_rate must be positive and weight_decay non-negative.")
+        if self.feature_weight < 0:
+            raise ConfigError(f"feature_weight must be non-negative, got {self.feature_weight}.")
+        if self.patience is not None and self.patience < 1:
+            raise ConfigError(f"patience must be at least 1 epoch (or None to never stop early), got {self.patience}.")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"threads must be at least 1, got {self.threads}.")
+
+    @property
+    def uses_teacher(self) -> bool:
+        return self.alpha > 0 or (bool(self.feature_layers) and self.feature_weight > 0)
+
+    def as_fine_tune(self) -> DistillConfig:
+        """The same budget and schedule with labels only: the baseline distillation must beat."""
+        return replace(self, alpha=0.0, feature_layers=())
+
+
+@dataclass(kw_only=True)
+class DistillReport:
+    """Val accuracies are top-1 on `val_data`; `accuracy_after` is the best epoch's, which is kept."""
+
+    mode: str  # "distill" or "fine-tune"
+    accuracy_before: float
+    accuracy_after: float
+    teacher_accuracy: float
+    best_epoch: int
+    epochs_run: int
+    stopped_early: bool
+    seconds: float
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for name in ("accuracy_before", "accuracy_after", "teacher_accuracy"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"DistillReport.{name} must be an accuracy in [0, 1], got {getattr(self, name)}.")
+
+
+@dataclass(frozen=True)
+class FitResult:
+    history: list[dict[str, float]]
+    best_epoch: int
+    best_accuracy: float | None
+    stopped_early: bool
+
+
+def distill(
+    student: TrainedModel,
+    teacher: TrainedModel,
+    *,
+    train_data: str | Path,
+    val_data: str | Path,
+    config: DistillConfig = DistillConfig(),
+    on_epoch: EpochCallback | None = None,
+) -> tuple[TrainedModel, DistillReport]:
+    """Train a copy of `student` against `teacher`; the inputs are not modified."""
+    torch = require("torch", extra="compress", what="PyTorch")
+    _check_pair(student, teacher)
+    _check_feature_layers(student, teacher, config.feature_layers)
+    started = time.perf_counter()
+    with _threads(config.threads):
+        torch.manual_seed(config.seed)
+        train_loader, val_loader = make_loaders(student, train_data, val_data, batch_size=config.batch_size, seed=config.seed)
+        module = copy.deepcopy(student.module)
+        accuracy_before = evaluate_torch(module, val_loader)
+        teacher_accuracy = evaluate_torch(teacher.module, val_loader)
+        with _distillation_loss(module, teacher.module, config, student.input_size) as (loss, adapter_parameters):
+            fit = train_student(
+                module, loss=loss, train_loader=train_loader, val_loader=val_loader, epochs=config.epochs,
+                learning_rate=config.learning_rate, weight_decay=config.weight_decay, patience=config.patience,
+                extra_parameters=adapter_parameters, on_epoch=on_epoch,
+            )
+    mode = "distill" if config.uses_teacher else "fine-tune"
+    report = DistillReport(
+        mode=mode, accuracy_before=accuracy_before, accuracy_after=float(fit.best_accuracy), teacher_accuracy=teacher_accuracy,
+        best_epoch=fit.best_epoch, epochs_run=len(fit.history), stopped_early=fit.stopped_early,
+        seconds=time.perf_counter() - started, history=fit.history,
+    )
+    how = (
+        f"KD from {teacher.name} (T={config.temperature:g}, alpha={config.alpha:g}"
+        + (f", features {', '.join(config.feature_layers)}" if config.feature_layers else "") + ")"
+        if config.uses_teacher else "fine-tuned on labels"
+    )
+    notes = dict(student.notes)
+    notes[mode] = (
+        f"{how}, {report.epochs_run}/{config.epochs} epochs (best {report.best_epoch}): "
+        f"val accuracy {accuracy_before:.4f} → {report.accuracy_after:.4f} (teacher {teacher_accuracy:.4f})"
+    )
+    distilled = TrainedModel(
+        module=module, labels=list(student.labels), preprocess=student.preprocess,
+        architecture=student.architecture, name=student.name, notes=notes,
+    )
+    return distilled, report
+
+
+def train_student(
+    module: Any,
+    *,
+    loss: BatchLoss,
+    train_loader: Any,
+    val_loader: Any | None,
+    epochs: int,
+    learning_rate: float,
+    weight_decay: float,
+    patience: int | None = None,
+    extra_parameters: list[Any] | tuple[Any, ...] = (),
+    on_epoch: EpochCallback | None = None,
+) -> FitResult:
+    """AdamW + per-batch cosine decay over the full budget; keeps the best epoch when val data is given.
+
+    Early stopping ends the run but not the schedule's shape, so a stopped run and a full run
+    saw the same learning rates up to the stop. BatchNorm momentum is raised to 0.1 while
+    training (short runs would barely move MobileNet's 0.01 running statistics) and restored.
+    """
+    torch = require("torch", extra="compress", what="PyTorch")
+
+    parameters = [p for p in module.parameters() if p.requires_grad] + list(extra_parameters)
+    optimizer = torch.optim.AdamW(parameters, lr=learning_rate, weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs * len(train_loader), 1))
+    best_accuracy, best_state, best_epoch, stale, history = None, None, 0, 0, []
+    stopped_early = False
+    with _fast_batchnorm(module):
+        for epoch in range(1, epochs + 1):
+            module.train()
+            total, seen = 0.0, 0
+            for images, labels in train_loader:
+                optimizer.zero_grad(set_to_none=True)
+                batch_loss = loss(images, labels)
+                batch_loss.backward()
+                optimizer.step()
+                scheduler.step()
+                total += float(batch_loss.detach()) * len(labels)
+                seen += len(labels)
+            module.eval()
+            accuracy = evaluate_torch(module, val_loader) if val_loader is not None else float("nan")
+            history.append({"epoch": epoch, "train_loss": total / max(seen, 1), "val_accuracy": accuracy})
+            if on_epoch:
+                on_epoch(epoch, epochs, total / max(seen, 1), accuracy)
+            if val_loader is None:
+                best_epoch = epoch
+                continue
+            if best_accuracy is None or accuracy > best_accuracy:
+                best_accuracy, best_state, best_epoch, stale = accuracy, copy.deepcopy(module.state_dict()), epoch, 0
+            else:
+                stale += 1
+                if patience is not None and stale >= patience and epoch < epochs:
+                    stopped_early = True
+                    break
+    if best_state is not None:
+        module.load_state_dict(best_state)
+    module.eval()
+    return FitResult(history=history, best_epoch=best_epoch, best_accuracy=best_accuracy, stopped_early=stopped_early)
+
+
+def make_loaders(
+    model: TrainedModel, train_data: str | Path | None, val_data: str | Path | None, *, batch_size: int, seed: int
+) -> tuple[Any | None, Any | None]:
+    """Seeded (augmented train, plain val) DataLoaders over ImageFolders, labelled in the model's order."""
+    torch = require("torch", extra="compress", what="PyTorch")
+    from torch.utils.data import DataLoader
+
+    from ..data.folder import ImageFolder
+    from ..data.transforms import TorchImageFolder, eval_transform, train_transform
+
+    train_loader = val_loader = None
+    if train_data is not None:
+        folder = ImageFolder.open(train_data, labels=model.labels)
+        train_loader = DataLoader(
+            TorchImageFolder(folder, train_transform(model.preprocess)), batch_size=batch_size, shuffle=True,
+            generator=torch.Generator().manual_seed(seed),
+        )
+    if val_data is not None:
+        folder = ImageFolder.open(val_data, labels=model.labels)
+        val_loader = DataLoader(TorchImageFolder(folder, eval_transform(model.preprocess)), batch_size=256)
+    return train_loader, val_loader
+
+
+def cross_entropy_loss(module: Any) -> BatchLoss:
+    """Plain label loss (what fine-tuning optimises)."""
+    torch = require("torch", extra="compress", what="PyTorch")
+
+    return lambda images, labels: torch.nn.functional.cross_entropy(module(images), labels)
+
+
+@contextmanager
+def _distillation_loss(student: Any, teacher: Any, config: DistillConfig, input_size: tuple[int, int]) -> Iterator[tuple[BatchLoss, list[Any]]]:
+    """The batch loss, plus the adapters' parameters to optimise; hooks are removed on exit."""
+    torch = require("torch", extra="compress", what="PyTorch")
+    functional = torch.nn.functional
+
+    if not config.uses_teacher:
+        yield cross_entropy_loss(student), []
+        return
+    layers = config.feature_layers if config.feature_weight > 0 else ()
+    student_maps: dict[str, Any] = {}
+    teacher_maps: dict[str, Any] = {}
+    handles = _hook(student, layers, student_maps) + _hook(teacher, layers, teacher_maps)
+    try:
+        adapters = _make_adapters(student, teacher, layers, student_maps, teacher_maps, input_size)
+        teacher.eval()
+        temperature, alpha = config.temperature, config.alpha
+
+        def loss(images: Any, labels: Any) -> Any:
+            logits = student(images)
+            with torch.no_grad():
+                teacher_logits = teacher(images)
+            total = (1.0 - alpha) * functional.cross_entropy(logits, labels)
+            if alpha > 0:
+                soft = functional.kl_div(
+                    functional.log_softmax(logits / temperature, dim=1),
+                    functional.log_softmax(teacher_logits / temperature, dim=1),
+                    reduction="batchmean", log_target=True,
+                )
+                total = total + alpha * temperature**2 * soft
+            for name in layers:
+                mapped = adapters[name](student_maps[name])
+                target = teacher_maps[name]
+                if mapped.dim() == 4 and mapped.shape[-2:] != target.shape[-2:]:
+                    mapped = functional.adaptive_avg_pool2d(mapped, target.shape[-2:])
+                total = total + config.feature_weight / len(layers) * functional.mse_loss(mapped, target)
+            return total
+
+        yield loss, [p for adapter in adapters.values() for p in adapter.parameters()]
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _hook(module: Any, layers: tuple[str, ...], store: dict[str, Any]) -> list[Any]:
+    named = dict(module.named_modules())
+    handles = []
+    for name in layers:
+
+        def keep(_module: Any, _inputs: Any, output: Any, name: str = name) -> None:
+            store[name] = output
+
+        handles.append(named[name].register_forward_hook(keep))
+    return handles
+
+
+def _make_adapters(
+    student: Any, teacher: Any, layers: tuple[str, ...], student_maps: dict[str, Any], teacher_maps: dict[str, Any],
+    input_size: tuple[int, int],
+) -> dict[str, Any]:
+    """Identity where channel counts match, else a learned 1×1 conv (4-D maps) or linear map (2-D)."""
+    torch = require("torch", extra="compress", what="PyTorch")
+
+    if not layers:
+        return {}
+    probe = torch.zeros(2, 3, *input_size)
+    with torch.no_grad(), _eval_mode(student), _eval_mode(teacher):
+        student(probe)
+        teacher(probe)
+    adapters = {}
+    for name in layers:
+        s, t = student_maps[name], teacher_maps[name]
+        if not (isinstance(s, torch.Tensor) and isinstance(t, torch.Tensor)) or s.dim() != t.dim() or s.dim() not in (2, 4):
+            raise ConfigError(f"feature layer {name!r} must output an N×C×H×W or N×C tensor in both models.")
+        if s.shape[1] == t.shape[1]:
+            adapters[name] = torch.nn.Identity()
+        elif s.dim() == 4:
+            adapters[name] = torch.nn.Conv2d(s.shape[1], t.shape[1], kernel_size=1, bias=False)
+        else:
+            adapters[name] = torch.nn.Linear(s.shape[1], t.shape[1], bias=False)
+    student_maps.clear()
+    teacher_maps.clear()
+    return adapters
+
+
+def _check_feature_layers(student: TrainedModel, teacher: TrainedModel, layers: tuple[str, ...]) -> None:
+    if not layers:
+        return
+    for role, model in (("student", student), ("teacher", teacher)):
+        names = [name for name, _ in model.module.named_modules() if name]
+        for name in layers:
+            if name not in names:
+                raise ConfigError(f"feature layer {name!r} is not a module of the {role}.{did_you_mean(name, names)}")
+
+
+def _check_pair(student: TrainedModel, teacher: TrainedModel) -> None:
+    if list(student.labels) != list(teacher.labels):
+        raise ConfigError("Student and teacher must have the same labels in the same order to distill.")
+    if student.preprocess != teacher.preprocess:
+        raise ConfigError(
+            "Student and teacher must share preprocessing (input size, mean/std, colour order) to see the same images."
+        )
+
+
+@contextmanager
+def _eval_mode(module: Any) -> Iterator[None]:
+    was_training = module.training
+    module.eval()
+    try:
+        yield
+    finally:
+        module.train(was_training)
+
+
+@contextmanager
+def _fast_batchnorm(module: Any) -> Iterator[None]:
+    torch = require("torch", extra="compress", what="PyTorch")
+
+    layers = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    saved = [layer.momentum for layer in layers]
+    for layer in layers:
+        if layer.momentum is not None:
+            layer.momentum = max(layer.momentum, 0.1)
+    try:
+        yield
+    finally:
+        for layer, momentum in zip(layers, saved, strict=True):
+            layer.momentum = momentum
+
+
+@contextmanager
+def _threads(threads: int | None) -> Iterator[None]:
+    torch = require("torch", extra="compress", what="PyTorch")
+
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

@@ -1,0 +1,53 @@
+"""Fixtures for compression tests: small models and a small training split (keeps runs short)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+
+def _first_per_class(source: Path, root: Path, count: int) -> Path:
+    for class_dir in sorted(p for p in source.iterdir() if p.is_dir()):
+        (root / class_dir.name).mkdir()
+        for image in sorted(class_dir.iterdir())[:count]:
+            shutil.copy(image, root / class_dir.name / image.name)
+    return root
+
+
+@pytest.fixture(scope="session")
+def small_train(digits, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first 30 training images of each digit (300 in all)."""
+    return _first_per_class(digits.train, tmp_path_factory.mktemp("small_train"), 30)
+
+
+@pytest.fixture(scope="session")
+def tiny_val(digits, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first 8 validation images of each digit (80 in all), for tests of mechanics, not accuracy."""
+    return _first_per_class(digits.val, tmp_path_factory.mktemp("tiny_val"), 8)
+
+
+def _random_model(architecture: str, *, size: int = 32):
+    import torch
+
+    from edgevision import PreprocessSpec
+    from edgevision.model import TrainedModel, build_architecture
+
+    torch.manual_seed(0)
+    module = build_architecture(architecture, num_classes=10)
+    return TrainedModel(
+        module=module, labels=[str(d) for d in range(10)], preprocess=PreprocessSpec(size=(size, size)),
+        architecture=architecture, name=f"{architecture}_random",
+    )
+
+
+@pytest.fixture
+def random_model():
+    """A factory of untrained TrainedModels (seeded random init) for tests that need graphs, not accuracy."""
+    return _random_model
+
+
+@pytest.fixture
+def mobilenet():
+    return _random_model("mobilenet_v3_small")

@@ -1,0 +1,252 @@
+"""Quantise a model for one engine: INT8 from calibration images, or FP16, as a checked bundle.
+
+One module per engine, dispatched through `QUANTIZERS`; this module holds the shared steps
+(temp dir, manifest, accuracy guard, parity, atomic rename) so no engine can skip them. The
+source is a `TrainedModel` (torch) or an `OnnxModel` (an .onnx file from any framework).
+
+INT8 has no logit tolerance: parity is top-1 agreement with the source model on real images
+(the validation folder, else the calibration folder), at least `INT8_MIN_TOP1_AGREEMENT`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ...bundle import Bundle, SourceInfo, atomic_directory, write_manifest
+from ...errors import ConfigError, ParityError
+from ...export.parity import ParityConfig, describe_failure
+from ...registry import Registry
+from ...types import Format, Precision
+from ..calibration import CalibrationConfig, CalibrationSet
+from ..guard import AccuracyReport, ReferenceLogits, check_accuracy, check_max_drop, check_source_parity
+from .base import AccuracyControl, Quantizer, QuantizeRequest, QuantizeResult
+
+if TYPE_CHECKING:
+    from ...model import TrainedModel
+    from ..onnx_input import OnnxModel
+
+QUANTIZERS: Registry[Quantizer] = Registry("quantizer", entry_point_group="edgevision.quantizers")
+QUANTIZERS.register("onnxruntime", "edgevision.compress.quantize.onnx:quantize_onnx")
+QUANTIZERS.register("openvino", "edgevision.compress.quantize.openvino:quantize_openvino")
+QUANTIZERS.register("tflite", "edgevision.compress.quantize.tflite:quantize_tflite")
+QUANTIZERS.register("tensorrt", "edgevision.compress.quantize.tensorrt:quantize_tensorrt")
+
+#: The quantiser used for each format when none is named.
+DEFAULT_QUANTIZER = {Format.ONNX: "onnxruntime", Format.OPENVINO: "openvino", Format.TFLITE: "tflite"}
+
+#: Least top-1 agreement with the source model an INT8 bundle must reach on real images.
+INT8_MIN_TOP1_AGREEMENT = 0.98
+
+
+def quantize(
+    model: TrainedModel | OnnxModel,
+    output: str | os.PathLike[str],
+    *,
+    format: Format | str,  # noqa: A002 - the user's word for it
+    precision: Precision | str = Precision.INT8,
+    calibration: CalibrationConfig | None = None,
+    ignored_scope: tuple[str, ...] = (),
+    validation: str | os.PathLike[str] | None = None,
+    max_accuracy_drop: float | None = None,
+    quantizer: str | None = None,
+    parity: ParityConfig | None = None,
+    overwrite: bool = False,
+) -> Bundle:
+    """Write `model` (TrainedModel or OnnxModel) quantised for `format` as a bundle at `output`.
+
+    INT8 needs `calibration` (an ImageFolder through the model's preprocessing). FP16 needs
+    none. `ignored_scope` names torch modules (e.g. "fc") to keep in float. With `validation`
+    (an ImageFolder) and `max_accuracy_drop` (a fraction: 0.015 = 1.5 points of top-1) the bundle
+    is evaluated through its engine and an AccuracyBudgetError is raised — leaving nothing at
+    `output` — if it lost more. `quantizer` picks the engine's quantiser (default: the
+    format's; "tensorrt" makes a TensorRT INT8 ONNX bundle). `parity` defaults to top-1
+    agreement ≥ INT8_MIN_TOP1_AGREEMENT on the validation (else calibration) images.
+    """
+    _check_source(model)
+    fmt = _one(Format, format, "format")
+    prec = _one(Precision, precision, "precision")
+    check_max_drop(max_accuracy_drop)
+    if max_accuracy_drop is not None and validation is None:
+        raise ConfigError("max_accuracy_drop needs validation=<ImageFolder> to measure accuracy on.")
+    if isinstance(ignored_scope, str):
+        raise ConfigError(f"ignored_scope takes a tuple of module names, e.g. ({ignored_scope!r},), not a string.")
+    validation = Path(validation) if validation is not None else None
+    if prec is Precision.FP32:
+        raise ConfigError("FP32 is not quantisation: use edgevision.export.export (or export_onnx_model for an ONNX model).")
+    if prec is Precision.FP16:
+        if calibration is not None or ignored_scope:
+            raise ConfigError("FP16 needs no calibration and keeps no layer in float: drop calibration/ignored_scope.")
+        return build_float_bundle(
+            model, output, format=fmt, precision=prec, parity=parity or ParityConfig(data=validation),
+            validation=validation, max_accuracy_drop=max_accuracy_drop, overwrite=overwrite,
+        )
+    if calibration is None:
+        raise ConfigError("INT8 needs calibration images: pass calibration=CalibrationConfig(data=<ImageFolder>).")
+    name = quantizer or DEFAULT_QUANTIZER.get(fmt)
+    if name is None:
+        raise ConfigError(f"No INT8 quantiser for format {fmt.value}. Choose onnx, openvino or tflite.")
+    quantize_fn = QUANTIZERS.get(name)
+    made_for = _module_attribute(QUANTIZERS, name, "FORMAT")
+    if made_for is not None and made_for is not fmt:
+        raise ConfigError(f"The {name} quantiser writes {made_for.value} bundles, not {fmt.value}; pass format={made_for.value}.")
+    calibration_set = CalibrationSet(calibration, preprocess=model.preprocess)
+    control = (
+        AccuracyControl(validation=validation, max_drop=max_accuracy_drop)
+        if validation is not None and max_accuracy_drop is not None else None
+    )
+    request = QuantizeRequest(calibration=calibration_set, ignored_scope=tuple(ignored_scope), accuracy_control=control)
+    parity = parity or (
+        ParityConfig(data=validation, min_top1_agreement=INT8_MIN_TOP1_AGREEMENT)
+        if validation is not None
+        else ParityConfig(  # the calibration images themselves (same seeded subset)
+            data=calibration.data, max_images=calibration.max_images, seed=calibration.seed,
+            min_top1_agreement=INT8_MIN_TOP1_AGREEMENT,
+        )
+    )
+    with atomic_directory(output, overwrite=overwrite) as workdir:
+        result = quantize_fn(model, workdir, request=request)
+        _finish(model, workdir, result, fmt, parity=parity, validation=validation, max_accuracy_drop=max_accuracy_drop)
+    return Bundle.load(output)
+
+
+def build_float_bundle(
+    model: TrainedModel | OnnxModel,
+    output: str | os.PathLike[str],
+    *,
+    format: Format | str,  # noqa: A002
+    precision: Precision | str,
+    parity: ParityConfig = ParityConfig(),
+    validation: Path | None = None,
+    max_accuracy_drop: float | None = None,
+    overwrite: bool = False,
+) -> Bundle:
+    """An FP32/FP16 bundle of a torch or ONNX model, with the same guard and parity steps as INT8."""
+    from ...export import EXPORTERS
+    from ..onnx_input import OnnxModel, float_artifact
+
+    _check_source(model)
+    fmt = _one(Format, format, "format")
+    prec = _one(Precision, precision, "precision")
+    if prec is Precision.INT8:
+        raise ConfigError("INT8 needs calibration images: use edgevision.compress.quantize.quantize.")
+    if not isinstance(model, OnnxModel) and prec not in _module_attribute(EXPORTERS, fmt.value, "PRECISIONS"):
+        raise ConfigError(f"{fmt.value} export does not support {prec.value}.")
+    with atomic_directory(output, overwrite=overwrite) as workdir:
+        if isinstance(model, OnnxModel):
+            artifact = float_artifact(model, workdir, format=fmt, precision=prec)
+        else:
+            artifact = EXPORTERS.get(fmt.value)(model, workdir, precision=prec)
+        note = "FP16 weights (float32 inputs and outputs)" if prec is Precision.FP16 else ""
+        result = QuantizeResult(artifact=artifact, summary=note, file_precision=prec, engine_precision=prec)
+        _finish(model, workdir, result, fmt, parity=parity, validation=validation, max_accuracy_drop=max_accuracy_drop)
+    return Bundle.load(output)
+
+
+def _finish(
+    model: Any,
+    workdir: Path,
+    result: QuantizeResult,
+    fmt: Format,
+    *,
+    parity: ParityConfig,
+    validation: Path | None,
+    max_accuracy_drop: float | None,
+) -> None:
+    """Manifest, accuracy guard, parity, final manifest: raising anywhere discards `workdir`."""
+    notes = dict(model.notes)
+    if result.summary:
+        notes["quantize"] = result.summary
+    bundle = _write(workdir, model, result, fmt, notes=notes)
+    reference = ReferenceLogits(model)
+    accuracy: AccuracyReport | None = None
+    if max_accuracy_drop is not None and validation is not None:
+        accuracy = check_accuracy(
+            model, bundle, validation=validation, max_accuracy_drop=max_accuracy_drop, runtime=result.runtime,
+            options=result.runtime_options, what=result.engine_precision.value.upper(), reference=reference,
+        )
+        notes["accuracy"] = accuracy.summary()
+    report = check_source_parity(
+        model, bundle, parity, precision=result.engine_precision, runtime=result.runtime, options=result.runtime_options,
+        reference=reference,
+    )
+    _write(workdir, model, result, fmt, notes=notes, parity=report)
+    if not report.passed:
+        hint = (
+            " Use more representative calibration images or keep sensitive layers in float (ignored_scope)."
+            if result.engine_precision is Precision.INT8 else ""
+        )
+        raise ParityError(
+            f"{fmt.value} {result.engine_precision.value} bundle failed parity: {describe_failure(report)}. "
+            f"Nothing was written.{hint}"
+        )
+
+
+def _write(workdir: Path, model: Any, result: QuantizeResult, fmt: Format, *, notes: dict[str, str], parity: Any = None) -> Bundle:
+    """write_bundle (export's manifest writer), then the notes and, for an ONNX source, its framework."""
+    from ...export import write_bundle
+    from ..onnx_input import OnnxModel
+
+    bundle = write_bundle(workdir, model, result.artifact, fmt, result.file_precision, parity=parity)
+    update: dict[str, Any] = {"compression": notes}
+    if isinstance(model, OnnxModel):
+        update["source"] = SourceInfo(architecture=None, sha256=bundle.manifest.source.sha256, framework="onnx")
+    manifest = bundle.manifest.model_copy(update=update)
+    write_manifest(workdir, manifest)
+    return Bundle(workdir, manifest)
+
+
+def _check_source(model: Any) -> None:
+    from ...model import TrainedModel
+    from ..onnx_input import OnnxModel
+
+    if not isinstance(model, TrainedModel | OnnxModel):
+        raise ConfigError(
+            f"quantize takes a TrainedModel (edgevision.TrainedModel.load) or an OnnxModel "
+            f"(edgevision.compress.onnx_input.OnnxModel.open), not {type(model).__name__}."
+        )
+
+
+def _module_attribute(registry: Registry, name: str, attribute: str) -> Any:
+    """An attribute of the module a registry entry lives in (a format's PRECISIONS, a quantiser's FORMAT)."""
+    import importlib
+
+    module_name = registry.target(name).partition(":")[0]
+    return getattr(importlib.import_module(module_name), attribute, None)
+
+
+def _one(enum: Any, value: Any, option: str) -> Any:
+    from ...types import parse_enum_list
+
+    if isinstance(value, enum):
+        return value
+    parsed = parse_enum_list(enum, str(value), option=option)
+    if len(parsed) != 1:
+        raise ConfigError(f"Give one {option} per call, got {value!r}.")
+    return parsed[0]
+
+
+def int8_speed_verdict(fp32_result: Any, int8_result: Any) -> str:
+    """One plain sentence comparing two BenchResult rows: is the INT8 bundle actually faster?
+
+    INT8 is not always faster on a CPU: without VNNI/AMX int8 instructions, or for small
+    models where Q/DQ overhead dominates, ONNX Runtime's INT8 can be slower than FP32.
+    """
+    fp32_ms, int8_ms = fp32_result.latency.p50_ms, int8_result.latency.p50_ms
+    where = f"{int8_result.runtime}, {int8_result.threads or 'default'} thread(s), batch {int8_result.batch_size}"
+    if fp32_ms <= 0 or int8_ms <= 0:
+        raise ValueError(f"latencies must be positive, got fp32 {fp32_ms} ms and int8 {int8_ms} ms")
+    ratio = fp32_ms / int8_ms
+    numbers = f"INT8 p50 {int8_ms:.2f} ms vs FP32 {fp32_ms:.2f} ms ({where})"
+    if ratio >= 1.1:
+        return f"INT8 is {ratio:.1f}× faster than FP32: {numbers}."
+    if ratio > 1 / 1.1:
+        return f"INT8 is NOT meaningfully faster than FP32 here (within 10 %): {numbers}. Keep FP32 unless size matters."
+    return f"INT8 is SLOWER than FP32 here ({1 / ratio:.1f}× slower): {numbers}. Ship FP32 (or FP16) for this engine."
+
+
+__all__ = [
+    "DEFAULT_QUANTIZER", "INT8_MIN_TOP1_AGREEMENT", "QUANTIZERS", "CalibrationConfig", "build_float_bundle",
+    "int8_speed_verdict", "quantize",
+]

@@ -1,0 +1,140 @@
+"""INT8 for OpenVINO: NNCF post-training quantisation of the OpenVINO model.
+
+The model reaches OpenVINO through the same FP32 ONNX graph the other quantisers use, so node
+names follow torch module paths ("/fc/Gemm/WithoutBiases") and the ignored scope maps the same
+way (OpenVINO's direct torch conversion renames fused convolutions "Multiply_1234"). With a
+validation set and `max_drop`, ``nncf.quantize_with_accuracy_control`` ranks layers by their
+effect on accuracy and returns the most sensitive ones to float until the drop is within budget.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import tempfile
+import warnings
+from dataclasses import replace
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..._optional import require
+from ...bundle import InputSpec
+from ...data.folder import ImageFolder
+from ...errors import CompressionError, ConfigError
+from ...export.base import package_version
+from ...preprocess import preprocess_batch
+from ...types import Format, Layout, Precision
+from ..calibration import nncf_dataset
+from .base import AccuracyControl, QuantizeRequest, QuantizeResult, ignored_note, write_source_onnx
+from .scope import resolve_ignored_scope
+
+FORMAT = Format.OPENVINO
+#: Upper bound on NNCF's accuracy-restoring iterations (each reverts one group of layers to float).
+MAX_RESTORE_ITERATIONS = 20
+
+
+def quantize_openvino(source: Any, directory: Path, *, request: QuantizeRequest) -> QuantizeResult:
+    """Write an INT8 IR (model.xml + model.bin) into `directory`."""
+    ov = require("openvino", extra="openvino", what="OpenVINO")
+    nncf = require("nncf", extra="compress", what="NNCF")
+    from ...export.openvino import save_ir
+
+    with tempfile.TemporaryDirectory(prefix="edgevision-nncf-") as scratch:
+        onnx_path = Path(scratch) / "model.onnx"
+        onnx_artifact = write_source_onnx(source, onnx_path)
+        if onnx_artifact.layout is not Layout.NCHW:
+            raise ConfigError("edgevision's OpenVINO bundles take NCHW input; this model takes NHWC. Use format onnx.")
+        float_model = ov.convert_model(str(onnx_path))
+        ignored = _ignored_scope(nncf, float_model, request.ignored_scope)
+        calibration = nncf_dataset(request.calibration)
+        try:
+            with warnings.catch_warnings(), _quiet_nncf():
+                warnings.simplefilter("ignore")
+                if request.accuracy_control is None:
+                    quantized = nncf.quantize(
+                        float_model, calibration, subset_size=len(request.calibration), ignored_scope=ignored,
+                    )
+                    how = "NNCF PTQ INT8"
+                else:
+                    quantized = _quantize_with_accuracy_control(
+                        nncf, float_model, calibration, request.accuracy_control, len(request.calibration), ignored,
+                        preprocess=source.preprocess, labels=source.labels,
+                    )
+                    how = f"NNCF PTQ INT8 with accuracy control (max drop {request.accuracy_control.max_drop * 100:.2f} pt)"
+        except ConfigError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - NNCF raises its own and engine errors
+            raise CompressionError(f"NNCF could not quantise the model: {_first_line(exc)}") from exc
+        artifact = save_ir(quantized, directory, precision=Precision.INT8)
+    restored = _float_layers(quantized) if request.accuracy_control is not None else ""
+    summary = f"{how}, {request.calibration.describe()}{ignored_note(request.ignored_scope)}{restored}"
+    versions = {**onnx_artifact.versions, **artifact.versions, "nncf": package_version("nncf")}
+    return QuantizeResult(artifact=replace(artifact, versions=versions), summary=summary)
+
+
+def _ignored_scope(nncf: Any, model: Any, ignored_scope: tuple[str, ...]) -> Any:
+    if not ignored_scope:
+        return None
+    names = [op.get_friendly_name() for op in model.get_ordered_ops() if op.get_type_name() not in {"Constant", "Parameter", "Result"}]
+    return nncf.IgnoredScope(names=resolve_ignored_scope(ignored_scope, names, engine="OpenVINO"))
+
+
+def _quantize_with_accuracy_control(
+    nncf: Any, model: Any, calibration: Any, control: AccuracyControl, subset_size: int, ignored: Any, *, preprocess: Any, labels: Any
+) -> Any:
+    from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
+
+    folder = ImageFolder.open(control.validation, labels=labels)
+    height, width = preprocess.size
+    spec = InputSpec(name="input", shape=(1, 3, height, width))
+    items = [(preprocess_batch([image], preprocess, spec), label) for image, label in folder]
+    validation = nncf.Dataset(items, lambda item: item[0])
+    return nncf.quantize_with_accuracy_control(
+        model, calibration, validation, _top1, max_drop=control.max_drop, subset_size=subset_size, ignored_scope=ignored,
+        advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(max_num_iterations=MAX_RESTORE_ITERATIONS),
+    )
+
+
+def _top1(compiled_model: Any, items: Any) -> tuple[float, list[float]]:
+    """NNCF's validation_fn: top-1 accuracy and the per-image hit (which ranks layers by harm)."""
+    output = compiled_model.outputs[0]
+    hits = [float(np.argmax(compiled_model(batch)[output]) == label) for batch, label in items]
+    return (float(np.mean(hits)) if hits else 0.0), hits
+
+
+def float_weight_layers(model: Any) -> list[str]:
+    """Convolutions/MatMuls whose weights are still a float Constant (quantised ones decompress int8)."""
+    names = []
+    for op in model.get_ordered_ops():
+        if op.get_type_name() not in {"Convolution", "GroupConvolution", "MatMul"}:
+            continue
+        weights = op.input_value(1).get_node()
+        if weights.get_type_name() == "Constant" and weights.get_output_element_type(0).is_real():
+            names.append(op.get_friendly_name())
+    return names
+
+
+def _float_layers(model: Any) -> str:
+    """', N layer(s) left in float' (ignored scope plus any that accuracy control reverted)."""
+    names = float_weight_layers(model)
+    return f", {len(names)} layer(s) left in float" if names else ""
+
+
+@contextlib.contextmanager
+def _quiet_nncf() -> Iterator[None]:
+    """NNCF logs each step at INFO and draws progress bars; show only its warnings."""
+    logger = logging.getLogger("nncf")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line for line in str(exc).strip().splitlines() if line.strip() and not line.startswith("Exception from")]
+    return (lines[0] if lines else type(exc).__name__)[:300]

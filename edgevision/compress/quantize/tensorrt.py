@@ -1,0 +1,82 @@
+"""INT8 for TensorRT (NVIDIA GPUs, Jetson): a calibrated INT8 engine, or a Q/DQ graph on TensorRT 11.
+
+TensorRT 10 calibrates itself: the bundle keeps the FP32 ONNX file, and an INT8 engine is built
+now with TensorRT's entropy calibrator fed from the same calibration images, then cached in the
+bundle beside its key (plus ``calibration.cache``, the computed scales). The file stays fp32 in
+the manifest because the numbers are the engine's, not the file's: load it with
+``TensorRTOptions(precision="int8")`` on this GPU to reuse the engine. An engine is only valid on
+the GPU model and TensorRT version that built it, so this quantiser needs the target device.
+
+TensorRT 11 removed calibration: there the bundle is a Q/DQ ONNX file with symmetric int8
+activations (TensorRT's requirement), calibrated by ONNX Runtime on the same images, which any
+TensorRT builds strongly typed on any GPU.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..._optional import require
+from ...types import Format, Precision
+from ..calibration import tensorrt_calibrator
+from .base import QuantizeRequest, QuantizeResult, ignored_note, write_source_onnx
+
+FORMAT = Format.ONNX
+MODEL_FILE = "model.onnx"
+CALIBRATION_CACHE = "calibration.cache"
+#: Images per calibration batch (TensorRT calibrates with one fixed batch shape).
+CALIBRATION_BATCH = 8
+
+
+def quantize_tensorrt(source: Any, directory: Path, *, request: QuantizeRequest) -> QuantizeResult:
+    """INT8 for TensorRT in `directory`: see the module docstring for the two routes."""
+    trt = require("tensorrt", extra="tensorrt", what="TensorRT")
+    from ...runtimes.tensorrt import TensorRTOptions
+    from ...runtimes.tensorrt_cache import STRONG_TYPING_ONLY_MAJOR, tensorrt_major
+
+    if tensorrt_major(trt.__version__) >= STRONG_TYPING_ONLY_MAJOR:
+        from .onnx import write_qdq_onnx
+
+        artifact = write_qdq_onnx(source, directory / MODEL_FILE, request=request, symmetric_activations=True)
+        summary = (
+            f"Q/DQ INT8 for TensorRT {trt.__version__} (symmetric int8 activations, per-channel weights, ONNX Runtime "
+            f"MinMax calibration), {request.calibration.describe()}{ignored_note(request.ignored_scope)}"
+        )
+        return QuantizeResult(artifact=artifact, summary=summary, runtime="tensorrt")
+    if request.ignored_scope:
+        from ...errors import ConfigError
+
+        raise ConfigError(
+            f"TensorRT {trt.__version__}'s calibrated INT8 engines pick per-layer precision themselves; "
+            "ignored_scope needs a Q/DQ bundle: quantise with quantizer='onnxruntime' and run it with TensorRT."
+        )
+    artifact = write_source_onnx(source, directory / MODEL_FILE)
+    options = TensorRTOptions(precision=Precision.INT8)
+    status = build_calibrated_engine(trt, source, directory, artifact, request=request, options=options)
+    summary = (
+        f"TensorRT {trt.__version__} INT8 engine, entropy calibration on {request.calibration.describe()} "
+        f"({status}); the file is fp32: load with TensorRTOptions(precision='int8')"
+    )
+    return QuantizeResult(
+        artifact=artifact, summary=summary, file_precision=Precision.FP32, engine_precision=Precision.INT8,
+        runtime="tensorrt", runtime_options=options,
+    )
+
+
+def build_calibrated_engine(
+    trt: Any, source: Any, directory: Path, artifact: Any, *, request: QuantizeRequest, options: Any
+) -> str:
+    """Build (and cache in `directory`) the INT8 engine for the fp32 ONNX file there; returns the status line."""
+    from ...export import write_bundle
+    from ...runtimes.tensorrt import CudaRuntime, load_or_build_engine
+
+    bundle = write_bundle(directory, source, artifact, Format.ONNX, Precision.FP32)  # rewritten by the caller
+    calibrator = tensorrt_calibrator(
+        request.calibration, input_spec=bundle.manifest.input, batch_size=CALIBRATION_BATCH,
+        cache_file=directory / CALIBRATION_CACHE,
+    )
+    cuda = CudaRuntime(device=options.device)
+    logger = trt.Logger(trt.Logger.WARNING)
+    _, _, status = load_or_build_engine(trt, cuda, bundle, options, logger=logger, calibrator=calibrator)
+    return status

@@ -7,7 +7,6 @@ not a result.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING
 from ..bundle import Bundle
 from ..errors import ConfigError, EdgeVisionError, ParityError, RuntimeEngineError
 from .result import BenchReport, BenchResult, LatencyStats
-from .worker import RowJob, run_row, run_row_in_child
+from .worker import RowJob, result_from_dict, run_row
 
 if TYPE_CHECKING:
     from ..devices import DeviceProfile
@@ -126,34 +125,38 @@ def bench(
 
 
 def _run_isolated(job: RowJob, progress: ProgressCallback | None) -> BenchResult:
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    process = context.Process(target=run_row_in_child, args=(job, queue), daemon=True)
-    process.start()
+    """Run one row in a fresh `python -m edgevision.bench.worker` (safe without a __main__ guard)."""
+    import json
+    import subprocess
+    import sys
+    from dataclasses import asdict
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "edgevision.bench.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )
+    assert process.stdin is not None and process.stdout is not None
+    process.stdin.write(json.dumps(asdict(job)))
+    process.stdin.close()
     try:
-        while True:
-            try:
-                message = queue.get(timeout=5)
-            except Exception:  # noqa: BLE001 - queue.Empty
-                if not process.is_alive():
-                    raise RuntimeEngineError(
-                        f"The {job.runtime} benchmark process for {job.bundle} died (exit code {process.exitcode})."
-                    ) from None
-                continue
-            if message[0] == "tick":
+        for line in process.stdout:
+            message = json.loads(line)
+            if "tick" in message:
                 if progress:
-                    progress(message[1], message[2])
-            elif message[0] == "done":
-                return message[1]
+                    progress(message["tick"], message["n"])
+            elif "result" in message:
+                return result_from_dict(message["result"])
             else:
-                _, kind, text = message
-                if kind == "edgevision":
-                    raise EdgeVisionError(text)
-                raise RuntimeEngineError(f"{job.runtime} failed on {job.bundle}: {kind}: {text}")
+                if message["edgevision"]:
+                    raise EdgeVisionError(message["error"])
+                raise RuntimeEngineError(f"{job.runtime} failed on {job.bundle}: {message['type']}: {message['error']}")
     finally:
-        process.join(timeout=10)
-        if process.is_alive():
-            process.kill()
+        process.wait(timeout=60)
+    stderr = (process.stderr.read() if process.stderr else "").strip().splitlines()
+    raise RuntimeEngineError(
+        f"The {job.runtime} benchmark process for {job.bundle} died (exit code {process.returncode})"
+        + (f": {stderr[-1]}" if stderr else ".")
+    )
 
 
 __all__ = ["BenchConfig", "BenchReport", "BenchResult", "LatencyStats", "bench", "plan_rows"]

@@ -69,16 +69,45 @@ def _accuracy(engine, data: str, bundle: Bundle, max_images: int | None, tick) -
 
 
 def _peak_rss_mb() -> float:
+    """Peak resident memory of this process. VmHWM, unlike ru_maxrss, is not inherited from the parent."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
 
 
-def run_row_in_child(job: RowJob, queue) -> None:  # noqa: ANN001 - multiprocessing queue
-    """Child-process entry: send ticks, then ("done", result) or ("error", message)."""
+def result_from_dict(data: dict) -> BenchResult:
+    """Rebuild a BenchResult sent from a worker process as JSON."""
+    data = dict(data)
+    data["latency"] = LatencyStats(**data["latency"])
+    return BenchResult(**data)
+
+
+def main() -> None:
+    """Worker process: read a RowJob as JSON on stdin; write JSON lines (ticks, then the result)."""
+    import json
+    import sys
+
+    job = RowJob(**json.loads(sys.stdin.read()))
+    out = sys.stdout
+
+    def send(message: dict) -> None:
+        out.write(json.dumps(message) + "\n")
+        out.flush()
+
     try:
-        result = run_row(job, tick=lambda phase, n: queue.put(("tick", phase, n)))
-        queue.put(("done", result))
+        result = run_row(job, tick=lambda phase, n: send({"tick": phase, "n": n}))
+        send({"result": result.to_dict(with_samples=True)})
     except Exception as exc:  # noqa: BLE001 - reported to the parent as one line
         from ..errors import EdgeVisionError
 
-        kind = type(exc).__name__ if not isinstance(exc, EdgeVisionError) else "edgevision"
-        queue.put(("error", kind, str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        send({"error": text, "edgevision": isinstance(exc, EdgeVisionError), "type": type(exc).__name__})
+
+
+if __name__ == "__main__":
+    main()

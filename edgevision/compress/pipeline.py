@@ -1,0 +1,273 @@
+"""Pipeline: run a Recipe end to end — prune → distil → quantise per format → bench → report.
+
+Everything is written into a temp dir and renamed at the end, so a run that breaks the
+accuracy budget leaves no bundle behind; its error lists every stage's accuracy instead.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..bundle import Bundle, atomic_directory
+from ..errors import AccuracyBudgetError, ConfigError, ParityError
+from ..model import TrainedModel
+from ..types import Format, Precision
+from .recipe import Recipe
+
+#: on_event(kind, message, fraction_done_or_None): kind is "stage", "epoch" or "info".
+EventCallback = Callable[[str, str, float | None], None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class StageRecord:
+    """One row of the compress report: the model after a stage (accuracy measured on val)."""
+
+    stage: str
+    params: int
+    macs: int
+    size_bytes: int
+    torch_latency_ms: float
+    accuracy: float
+    seconds: float
+    note: str = ""
+
+
+@dataclass
+class CompressResult:
+    output: Path
+    model_path: Path
+    stages: list[StageRecord]
+    bundles: dict[str, Path]
+    finetune_comparison: dict[str, float] = field(default_factory=dict)
+    bench: object | None = None  # BenchReport
+    int8_verdicts: dict[str, str] = field(default_factory=dict)
+    fallbacks: dict[str, str] = field(default_factory=dict)
+    report_paths: dict[str, Path] = field(default_factory=dict)
+
+
+class Pipeline:
+    """Runs a `Recipe` on a TrainedModel. Data folders come from the recipe or the arguments."""
+
+    def __init__(self, recipe: Recipe, *, on_event: EventCallback | None = None) -> None:
+        self.recipe = recipe
+        self._emit = on_event or (lambda kind, message, fraction: None)
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike[str], *, on_event: EventCallback | None = None) -> Pipeline:
+        from .recipe import load_recipe
+
+        return cls(load_recipe(path), on_event=on_event)
+
+    def run(
+        self,
+        model: TrainedModel,
+        output: str | os.PathLike[str],
+        *,
+        train: str | os.PathLike[str] | None = None,
+        val: str | os.PathLike[str] | None = None,
+        calibration: str | os.PathLike[str] | None = None,
+        bench: bool = True,
+        overwrite: bool = False,
+    ) -> CompressResult:
+        recipe = self.recipe
+        train_dir, val_dir, calibration_dir = self._data(train, val, calibration)
+        output = Path(output)
+        with atomic_directory(output, overwrite=overwrite) as work:
+            stages: list[StageRecord] = [self._record("original", model, val_dir, seconds=0.0)]
+            compressed, comparison = self._compress(model, stages, train_dir, val_dir)
+            model_path = compressed.save(work / "model.pt")
+            bundles, fallbacks = self._export(model, compressed, stages, work / "bundles", calibration_dir, val_dir)
+            result = CompressResult(
+                output=output, model_path=output / "model.pt", stages=stages,
+                bundles={name: output / "bundles" / name for name in bundles}, finetune_comparison=comparison,
+                fallbacks=fallbacks,
+            )
+            if bench:
+                self._bench(result, [Bundle.load(p) for p in bundles.values()], val_dir)
+            from .report import write_compress_report
+
+            result.report_paths = {k: output / p.name for k, p in write_compress_report(result, work, recipe=recipe).items()}
+        del model_path
+        return result
+
+    # -- stages ---------------------------------------------------------------------------------
+    def _compress(
+        self, original: TrainedModel, stages: list[StageRecord], train_dir: Path, val_dir: Path
+    ) -> tuple[TrainedModel, dict[str, float]]:
+        from .distill import distill
+        from .prune import prune
+
+        current, comparison = original, {}
+        for stage in self.recipe.stages:
+            started = time.perf_counter()
+            if stage.prune is not None:
+                self._emit("stage", "pruning (torch-pruning dependency graph)", None)
+                current, report = prune(
+                    current, config=stage.prune.to_config(), train_data=train_dir, val_data=val_dir,
+                    on_progress=lambda step, steps, macs: self._emit("info", f"prune step {step}/{steps}", step / steps),
+                )
+                stages.append(self._record("pruned", current, val_dir, seconds=time.perf_counter() - started,
+                                           note=current.notes.get("prune", "")))
+                continue
+            settings = stage.distill
+            assert settings is not None
+            config = settings.to_config(seed=self.recipe.seed, threads=self.recipe.threads)
+            pruned = current
+            if settings.compare_finetune:
+                self._emit("stage", "fine-tuning without the teacher (for comparison)", None)
+                tuned, tuned_report = distill(
+                    pruned, original, train_data=train_dir, val_data=val_dir, config=config.as_fine_tune(),
+                    on_epoch=self._epoch_callback("fine-tune"),
+                )
+                comparison["fine-tune"] = tuned_report.accuracy_after
+                comparison["fine-tune seconds"] = tuned_report.seconds
+            self._emit("stage", "distilling from the original model", None)
+            started = time.perf_counter()
+            current, report = distill(pruned, original, train_data=train_dir, val_data=val_dir, config=config,
+                                      on_epoch=self._epoch_callback("distill"))
+            comparison["distill"] = report.accuracy_after
+            comparison["distill seconds"] = report.seconds
+            comparison["before"] = report.accuracy_before
+            stages.append(self._record("distilled", current, val_dir, seconds=time.perf_counter() - started,
+                                       note=current.notes.get("distill", "")))
+        original_accuracy = stages[0].accuracy
+        drop = original_accuracy - stages[-1].accuracy
+        if drop > self.recipe.max_accuracy_drop:
+            raise AccuracyBudgetError(
+                f"After {stages[-1].stage}, top-1 dropped {drop:.2%} (budget {self.recipe.max_accuracy_drop:.2%}); "
+                f"nothing was written. Stages: {_stage_summary(stages)}. Prune less, distil longer, or raise "
+                "max_accuracy_drop."
+            )
+        return current, comparison
+
+    def _export(
+        self,
+        original: TrainedModel,
+        compressed: TrainedModel,
+        stages: list[StageRecord],
+        directory: Path,
+        calibration_dir: Path,
+        val_dir: Path,
+    ) -> tuple[dict[str, Path], dict[str, str]]:
+        """Bundles: torch reference, then per format the original FP32, compressed FP32 and compressed target."""
+        from ..export import ParityConfig, export
+        from .calibration import CalibrationConfig
+        from .quantize import build_float_bundle, quantize
+
+        export_settings = self.recipe.export
+        parity = ParityConfig(data=val_dir)
+        bundles: dict[str, Path] = {}
+        fallbacks: dict[str, str] = {}
+        jobs = 1 + 3 * len(export_settings.formats)
+        done = 0
+
+        def add(name: str, make: Callable[[Path], Bundle]) -> None:
+            nonlocal done
+            self._emit("stage", f"export {name}", done / jobs)
+            bundles[name] = make(directory / name).path
+            done += 1
+
+        add("original-torch-fp32", lambda p: export(original, p, format=Format.TORCH, parity=parity))
+        # The compressed model may spend only what is left of the budget after the torch stages.
+        remaining = max(self.recipe.max_accuracy_drop - (stages[0].accuracy - stages[-1].accuracy), 0.0)
+        target = export_settings.precision
+        for fmt in export_settings.formats:
+            add(f"original-{fmt.value}-fp32", lambda p, f=fmt: export(original, p, format=f, parity=parity))
+            add(f"{fmt.value}-fp32", lambda p, f=fmt: export(compressed, p, format=f, parity=parity))
+            if target is Precision.FP32:
+                done += 1
+                continue
+            name = f"{fmt.value}-{target.value}"
+            try:
+                if target is Precision.INT8:
+                    calibration = CalibrationConfig(data=calibration_dir, max_images=export_settings.calibration_images,
+                                                    seed=self.recipe.seed)
+                    add(name, lambda p, f=fmt: quantize(
+                        compressed, p, format=f, calibration=calibration, ignored_scope=export_settings.ignored_scope,
+                        validation=val_dir, max_accuracy_drop=remaining,
+                    ))
+                else:
+                    add(name, lambda p, f=fmt: build_float_bundle(
+                        compressed, p, format=f, precision=target, parity=parity, validation=val_dir,
+                        max_accuracy_drop=remaining,
+                    ))
+            except (AccuracyBudgetError, ParityError) as exc:
+                if self.recipe.on_budget_exceeded != "fp16" or target is Precision.FP16:
+                    raise AccuracyBudgetError(
+                        f"{name}: {exc} Stages: {_stage_summary(stages)}. Nothing was written."
+                    ) from None
+                fallback = f"{fmt.value}-fp16"
+                fallbacks[name] = f"{target.value} broke the budget ({str(exc).split('.')[0]}); used {fallback}"
+                self._emit("info", f"{name} broke the accuracy budget; falling back to {fallback}", None)
+                add(fallback, lambda p, f=fmt: build_float_bundle(
+                    compressed, p, format=f, precision=Precision.FP16, parity=parity, validation=val_dir,
+                    max_accuracy_drop=remaining,
+                ))
+        return bundles, fallbacks
+
+    def _bench(self, result: CompressResult, bundles: list[Bundle], val_dir: Path) -> None:
+        from ..bench import BenchConfig, bench
+        from .quantize import int8_speed_verdict
+
+        self._emit("stage", f"benchmarking {len(bundles)} bundles", None)
+        config = BenchConfig(threads=(self.recipe.bench_threads,), iterations=self.recipe.bench_iterations, warmup=10,
+                             data=val_dir)
+        total = len(bundles)
+        counter = iter(range(1, total + 1))
+        report = bench(
+            bundles, config=config,
+            progress=lambda phase, n: self._emit("info", f"bench row {next(counter)}/{total}", None) if phase == "row" else None,
+        )
+        result.bench = report
+        rows = {row.name: row for row in report.rows}
+        for fmt in self.recipe.export.formats:
+            fp32, int8 = rows.get(f"{fmt.value}-fp32"), rows.get(f"{fmt.value}-int8")
+            if fp32 and int8:
+                result.int8_verdicts[fmt.value] = int8_speed_verdict(fp32, int8)
+
+    # -- helpers --------------------------------------------------------------------------------
+    def _data(self, train, val, calibration) -> tuple[Path, Path, Path]:  # noqa: ANN001
+        section = self.recipe.data
+        train_dir = Path(train) if train else (section.train if section else None)
+        val_dir = Path(val) if val else (section.val if section else None)
+        if train_dir is None or val_dir is None:
+            raise ConfigError("The pipeline needs train and val image folders: give --data DIR (with train/ and val/) "
+                              "or a 'data:' section in the recipe.")
+        calibration_dir = Path(calibration) if calibration else (section.calibration if section and section.calibration else train_dir)
+        return train_dir, val_dir, calibration_dir
+
+    def _record(self, stage: str, model: TrainedModel, val_dir: Path, *, seconds: float, note: str = "") -> StageRecord:
+        from .measure import measure
+
+        self._emit("info", f"measuring the {stage} model", None)
+        stats = measure(model)
+        return StageRecord(
+            stage=stage, params=stats.params, macs=stats.macs, size_bytes=stats.state_dict_bytes,
+            torch_latency_ms=stats.latency_ms, accuracy=torch_accuracy(model, val_dir), seconds=seconds, note=note,
+        )
+
+    def _epoch_callback(self, what: str):  # noqa: ANN202
+        def on_epoch(epoch: int, total: int, loss: float, accuracy: float) -> None:
+            self._emit("epoch", f"{what} epoch {epoch}/{total}: loss {loss:.3f}, val {accuracy:.2%}", epoch / total)
+
+        return on_epoch
+
+
+def torch_accuracy(model: TrainedModel, val_dir: Path) -> float:
+    """Top-1 of the torch model on an ImageFolder, through the training-side eval transform."""
+    from torch.utils.data import DataLoader
+
+    from ..data.folder import ImageFolder
+    from ..data.transforms import TorchImageFolder, eval_transform
+    from ..train import evaluate_torch
+
+    folder = ImageFolder.open(val_dir, labels=model.labels)
+    return evaluate_torch(model.module, DataLoader(TorchImageFolder(folder, eval_transform(model.preprocess)), batch_size=128))
+
+
+def _stage_summary(stages: list[StageRecord]) -> str:
+    return ", ".join(f"{s.stage} {s.accuracy:.2%}" for s in stages)

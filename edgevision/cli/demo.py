@@ -20,8 +20,9 @@ def demo(
     precisions: str = typer.Option("fp32,fp16", help="Precisions to export."),
     threads: int = typer.Option(2, help="Threads for every engine in the bench."),
     iterations: int = typer.Option(200, help="Timed calls per bench row."),
+    compress: bool = typer.Option(True, help="Then prune 50 % of MACs, distil, quantise to INT8 and bench again."),
 ) -> None:
-    """Train the digits model, export every format × precision, bench all against the torch reference."""
+    """Train the digits model, export every format × precision, bench all; then compress and bench again."""
     import shutil
 
     from ..bench import BenchConfig, bench
@@ -60,8 +61,48 @@ def demo(
         task = bar.add_task("benchmarking", total=len(bundles))
         result = bench(bundles, config=config, progress=lambda phase, n: bar.advance(task, n) if phase == "row" else None)
     written = save_report(result, out / "bench")
-    console.print(to_table(result, title=f"edgevision demo: {arch} @ {size}×{size} on digits, batch 1, {threads} threads"))
+    console.print(to_table(result, title=f"1/2 every format: {arch} @ {size}×{size} on digits, batch 1, {threads} threads"))
     console.print(f"reports: {', '.join(str(p) for p in written.values())}")
+    if compress:
+        _compress(model, out, wanted, threads=threads, iterations=iterations)
+
+
+def _compress(model, out: Path, formats, *, threads: int, iterations: int) -> None:  # noqa: ANN001
+    """Stage 2: the compression pipeline on the same model, benched against the uncompressed FP32 bundles."""
+    from ..bench.report import to_table
+    from ..compress.pipeline import Pipeline
+    from ..compress.recipe import Recipe
+    from .console import console, progress
+
+    recipe = Recipe.model_validate({
+        "name": "digits-edge",
+        "stages": [{"prune": {"target_macs_ratio": 0.5}}, {"distill": {"epochs": 3}}],
+        "export": {"formats": [f.value for f in formats], "precision": "int8"},
+        "max_accuracy_drop": 0.01, "bench_threads": threads, "bench_iterations": iterations,
+    })
+    console.rule("compressing: prune 50 % of MACs → distil → INT8 per format")
+    with progress() as bar:
+        task = bar.add_task("compressing", total=None)
+
+        def on_event(kind: str, message: str, fraction: float | None) -> None:
+            if kind == "stage":
+                console.print(f"[bold]›[/] {message}")
+            bar.update(task, description=message)
+
+        result = Pipeline(recipe, on_event=on_event).run(
+            model, out / "compressed", train=out / "data" / "train", val=out / "data" / "val", overwrite=True
+        )
+    for stage in result.stages:
+        console.print(f"  {stage.stage:<10} {stage.macs / 1e6:7.1f} MMACs  {stage.params / 1e6:6.2f} M params  "
+                      f"top-1 {stage.accuracy:.2%}")
+    comparison = result.finetune_comparison
+    if "fine-tune" in comparison:
+        console.print(f"  recovery after pruning ({comparison['before']:.2%}): distillation {comparison['distill']:.2%}, "
+                      f"plain fine-tuning {comparison['fine-tune']:.2%} (same epochs)")
+    for fmt, verdict in result.int8_verdicts.items():
+        console.print(f"  {fmt}: {verdict}")
+    console.print(to_table(result.bench, title="2/2 compressed (prune + KD + INT8) vs uncompressed FP32, through each engine"))
+    console.print(f"report: {result.report_paths.get('markdown')}")
 
 
 def _engine_installed(fmt) -> bool:  # noqa: ANN001

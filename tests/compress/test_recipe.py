@@ -52,3 +52,10 @@ def test_bad_recipes_get_line_precise_errors(tmp_path, text, expected):
 def test_missing_recipe(tmp_path):
     with pytest.raises(errors.ConfigError, match="does not exist"):
         load_recipe(tmp_path / "nope.yaml")
+
+
+def test_shipped_example_recipe_is_valid():
+    from pathlib import Path
+
+    recipe = load_recipe(Path(__file__).parents[2] / "examples" / "recipes" / "digits.yaml")
+    assert [s.kind for s in recipe.stages] == ["prune", "distill"] and recipe.export.precision.value == "int8"

@@ -33,11 +33,12 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
-    from .bench import BenchConfig, bench
-    from .export import export
-    from .export.parity import ParityConfig
-    from .model import TrainedModel
-    from .runtimes import load_runtime
+    from .bench import BenchConfig as BenchConfig
+    from .bench import bench as bench
+    from .export import export as export
+    from .export.parity import ParityConfig as ParityConfig
+    from .model import TrainedModel as TrainedModel
+    from .runtimes import load_runtime as load_runtime
 
 
 def __getattr__(name: str) -> Any:

@@ -46,8 +46,6 @@ class TrainedModel:
 
     def weights_sha256(self) -> str:
         """Hash of the weights, recorded in every bundle made from this model."""
-        import torch
-
         digest = hashlib.sha256()
         for key, tensor in sorted(self.module.state_dict().items()):
             digest.update(key.encode())

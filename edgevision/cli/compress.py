@@ -48,20 +48,10 @@ def compress_command(
     recipe_obj = _recipe(recipe, prune_ratio, importance, distill_flag, epochs, quantize, export_formats,
                          max_accuracy_drop, calibration_images, ignored_scope)
     train, val = _split(data) if data else (None, None)
-    from ..compress.pipeline import Pipeline
     from ..model import TrainedModel
-    from .console import progress
+    from .training import run_pipeline_with_progress
 
-    trained = TrainedModel.load(model)
-    with progress() as bar:
-        task = bar.add_task("compressing", total=None)
-
-        def on_event(kind: str, message: str, fraction: float | None) -> None:
-            if kind == "stage":
-                console.print(f"[bold]›[/] {message}")
-            bar.update(task, description=message)
-
-        result = Pipeline(recipe_obj, on_event=on_event).run(trained, out, train=train, val=val, overwrite=force)
+    result = run_pipeline_with_progress(recipe_obj, TrainedModel.load(model), out, train=train, val=val, overwrite=force)
     console.print((result.output / "compress_report.md").read_text())
     console.print(f"[green]✓[/] wrote {len(result.bundles)} bundles and the report to {result.output}")
 

@@ -70,9 +70,9 @@ def demo(
 def _compress(model, out: Path, formats, *, threads: int, iterations: int) -> None:  # noqa: ANN001
     """Stage 2: the compression pipeline on the same model, benched against the uncompressed FP32 bundles."""
     from ..bench.report import to_table
-    from ..compress.pipeline import Pipeline
     from ..compress.recipe import Recipe
-    from .console import console, progress
+    from .console import console
+    from .training import run_pipeline_with_progress
 
     recipe = Recipe.model_validate({
         "name": "digits-edge",
@@ -81,17 +81,9 @@ def _compress(model, out: Path, formats, *, threads: int, iterations: int) -> No
         "max_accuracy_drop": 0.01, "bench_threads": threads, "bench_iterations": iterations,
     })
     console.rule("compressing: prune 50 % of MACs → distil → INT8 per format")
-    with progress() as bar:
-        task = bar.add_task("compressing", total=None)
-
-        def on_event(kind: str, message: str, fraction: float | None) -> None:
-            if kind == "stage":
-                console.print(f"[bold]›[/] {message}")
-            bar.update(task, description=message)
-
-        result = Pipeline(recipe, on_event=on_event).run(
-            model, out / "compressed", train=out / "data" / "train", val=out / "data" / "val", overwrite=True
-        )
+    result = run_pipeline_with_progress(
+        recipe, model, out / "compressed", train=out / "data" / "train", val=out / "data" / "val", overwrite=True
+    )
     for stage in result.stages:
         console.print(f"  {stage.stage:<10} {stage.macs / 1e6:7.1f} MMACs  {stage.params / 1e6:6.2f} M params  "
                       f"top-1 {stage.accuracy:.2%}")

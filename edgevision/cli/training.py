@@ -1,4 +1,4 @@
-"""Training with a progress bar, shared by `train-demo` and `demo`."""
+"""Long CLI jobs with progress: training (train-demo, demo) and the compression pipeline (compress, demo)."""
 
 from __future__ import annotations
 
@@ -27,3 +27,19 @@ def train_with_progress(out: Path, *, arch: str, size: int, epochs: int, threads
         "seconds": report.seconds, "history": report.history, "train": str(split.train), "val": str(split.val),
     }, indent=2))
     return model_path, report
+
+
+def run_pipeline_with_progress(recipe, model, out: Path, *, train: Path | None, val: Path | None, overwrite: bool):  # noqa: ANN001, ANN201
+    """Run a compression Pipeline with a progress line; stage changes are printed as they start."""
+    from ..compress.pipeline import Pipeline
+    from .console import console, progress
+
+    with progress() as bar:
+        task = bar.add_task("compressing", total=None)
+
+        def on_event(kind: str, message: str, fraction: float | None) -> None:
+            if kind == "stage":
+                console.print(f"[bold]›[/] {message}")
+            bar.update(task, description=message)
+
+        return Pipeline(recipe, on_event=on_event).run(model, out, train=train, val=val, overwrite=overwrite)

@@ -1,0 +1,228 @@
+"""The models and bundles behind `make bench`: train, prune + distil, and export every compared variant.
+
+Models are trained on the digits set at a small size (224×224 training on two CPU cores would take
+hours) and cached in the work directory, keyed on their settings. Pruning removes channels, so the
+network's structure does not depend on the input size: the same weights are exported twice, at the
+training size (to measure accuracy through each engine) and at 224×224 (to measure latency).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from edgevision.bundle import Bundle
+from edgevision.compress.calibration import CalibrationConfig
+from edgevision.compress.distill import DistillConfig, distill
+from edgevision.compress.measure import count_macs_params
+from edgevision.compress.prune import PruneConfig, prune
+from edgevision.compress.quantize import quantize
+from edgevision.data.digits import DigitsSplit
+from edgevision.export import ParityConfig, export
+from edgevision.model import TrainedModel
+from edgevision.train import TrainConfig, train_classifier
+
+#: Say what is happening (one line per step).
+Log = Callable[[str], None]
+
+#: Latency is measured at this input size (the issue's 224×224).
+LATENCY_SIZE = 224
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelPlan:
+    """How one architecture is trained and compressed for the benchmark."""
+
+    architecture: str
+    title: str
+    train_epochs: int
+    channel_ratio: float  # fraction of each prunable layer's channels kept
+    distill_epochs: int
+    distill_learning_rate: float
+    min_speedup_vs_eager: float  # the issue's targets
+    min_speedup_vs_oneliner: float
+
+    def key(self, train_size: int) -> str:
+        return f"{self.architecture}-{train_size}px-{self.train_epochs}ep"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One compared row: which model (original or compressed), which format and precision."""
+
+    key: str
+    label: str
+    compressed: bool
+    format: str
+    precision: str
+    runtime: str
+
+
+#: Every row measured per model. `full_*` are the candidates for "edgevision full on the best engine".
+VARIANTS = (
+    Variant("eager", "PyTorch eager FP32", False, "torch", "fp32", "torch"),
+    Variant("ort_fp32", "ONNX Runtime FP32", False, "onnx", "fp32", "onnxruntime"),
+    Variant("ov_fp32", "OpenVINO FP32", False, "openvino", "fp32", "openvino"),
+    Variant("oneliner", "export + INT8 PTQ only (NNCF → OpenVINO)", False, "openvino", "int8", "openvino"),
+    Variant("full_openvino", "edgevision full → OpenVINO INT8", True, "openvino", "int8", "openvino"),
+    Variant("full_onnxruntime", "edgevision full → ONNX Runtime INT8", True, "onnx", "int8", "onnxruntime"),
+    Variant("full_tflite", "edgevision full → TFLite INT8", True, "tflite", "int8", "tflite"),
+)
+FULL_CANDIDATES = tuple(v.key for v in VARIANTS if v.compressed)
+
+
+@dataclass
+class PreparedModels:
+    """The original and compressed model at the training size, with what compression did."""
+
+    original: TrainedModel
+    compressed: TrainedModel
+    original_accuracy: float  # torch, val split, training size
+    compression: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def prepare_models(
+    plan: ModelPlan, digits: DigitsSplit, *, train_size: int, work: Path, fresh: bool, log: Log
+) -> PreparedModels:
+    """Train (or reuse) the original model, then prune + distil it (or reuse the cached result)."""
+    models = work / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    teacher_path = models / f"{plan.key(train_size)}.pt"
+    student_path = models / (
+        f"{plan.key(train_size)}-keep{plan.channel_ratio:g}-kd{plan.distill_epochs}ep-lr{plan.distill_learning_rate:g}.pt"
+    )
+    meta_path = student_path.with_suffix(".json")
+    seconds: dict[str, float] = {}
+    if teacher_path.is_file() and not fresh:
+        log(f"  reusing trained {plan.architecture} from {teacher_path} (--fresh retrains)")
+        original = TrainedModel.load(teacher_path)
+    else:
+        started = time.perf_counter()
+        log(f"  training {plan.architecture} at {train_size}×{train_size} for {plan.train_epochs} epochs")
+        original, _ = train_classifier(
+            digits.train, digits.val,
+            config=TrainConfig(architecture=plan.architecture, input_size=train_size, epochs=plan.train_epochs, threads=2),
+            on_epoch=lambda e, n, loss, acc: log(f"    epoch {e}/{n}: loss {loss:.3f}, val top-1 {acc:.2%}"),
+        )
+        original.save(teacher_path)
+        seconds["train"] = time.perf_counter() - started
+    if student_path.is_file() and meta_path.is_file() and not fresh:
+        log(f"  reusing pruned + distilled model from {student_path}")
+        compressed = TrainedModel.load(student_path)
+        meta = json.loads(meta_path.read_text())
+    else:
+        started = time.perf_counter()
+        log(f"  pruning to {plan.channel_ratio:.0%} of channels (L1, BatchNorm re-estimated)")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pruned, pruned_report = prune(
+                original, config=PruneConfig(channel_ratio=plan.channel_ratio), train_data=digits.train,
+                val_data=digits.val,
+            )
+        log(f"    {pruned_report.describe()}")
+        seconds["prune"] = time.perf_counter() - started
+        started = time.perf_counter()
+        log(f"  distilling from the original for {plan.distill_epochs} epochs")
+        compressed, distill_report = distill(
+            pruned, original, train_data=digits.train, val_data=digits.val,
+            config=DistillConfig(
+                epochs=plan.distill_epochs, learning_rate=plan.distill_learning_rate, patience=None, threads=2
+            ),
+            on_epoch=lambda e, n, loss, acc: log(f"    epoch {e}/{n}: loss {loss:.3f}, val top-1 {acc:.2%}"),
+        )
+        seconds["distill"] = time.perf_counter() - started
+        compressed.save(student_path)
+        meta = {
+            "original_accuracy": distill_report.teacher_accuracy,
+            "prune": compressed.notes.get("prune", ""), "distill": compressed.notes.get("distill", ""),
+        }
+        meta_path.write_text(json.dumps(meta, indent=2))
+    return PreparedModels(
+        original=original, compressed=compressed, original_accuracy=meta["original_accuracy"],
+        compression={"prune": meta["prune"], "distill": meta["distill"]}, seconds=seconds,
+    )
+
+
+def at_size(model: TrainedModel, size: int) -> TrainedModel:
+    """The same module and weights, fed `size`×`size` images (valid: nothing in it depends on the size)."""
+    preprocess = model.preprocess.model_copy(update={"size": (size, size)})
+    return TrainedModel(
+        module=model.module, labels=list(model.labels), preprocess=preprocess,
+        architecture=model.architecture, name=model.name, notes=dict(model.notes),
+    )
+
+
+def macs_at(model: TrainedModel, size: int) -> int:
+    return count_macs_params(model.module, (size, size))[0]
+
+
+#: INT8 bundles must agree with their FP32 torch model on this share of images to be benchmarked.
+#: Lower than edgevision's default (0.98) on purpose: a lossy INT8 model is still measured, and its
+#: cost shows in the accuracy column and the targets rather than as a missing row.
+INT8_BENCH_AGREEMENT = 0.9
+#: At 224×224, a size the models never saw, parity only proves the graph computes the same thing
+#: (a broken graph agrees on ~10 % of digits); their predictions there are not meant to be right.
+INT8_SANITY_AGREEMENT = 0.5
+SANITY_IMAGES = 100
+
+
+@dataclass
+class BuiltBundles:
+    bundles: dict[str, Bundle]
+    failures: dict[str, str]  # variant key → why it could not be built
+    parity: dict[str, dict]  # variant key → top-1 agreement with the torch model and on what
+    seconds: float
+
+
+def build_bundles(
+    prepared: PreparedModels, out: Path, *, size: int, digits: DigitsSplit, calibration_images: int, log: Log
+) -> BuiltBundles:
+    """Every variant at `size`. INT8 is calibrated on `calibration_images` training images.
+
+    At the training size parity runs on the validation images; at 224 FP32 parity runs on random
+    inputs (logit tolerance) and INT8 parity on 100 training images (see INT8_SANITY_AGREEMENT).
+    """
+    started = time.perf_counter()
+    bundles: dict[str, Bundle] = {}
+    failures: dict[str, str] = {}
+    parity: dict[str, dict] = {}
+    calibration = CalibrationConfig(data=digits.train, max_images=calibration_images)
+    trained_size = size == prepared.original.input_size[0]
+    float_parity = ParityConfig(data=digits.val) if trained_size else ParityConfig()
+    int8_parity = (
+        ParityConfig(data=digits.val, min_top1_agreement=INT8_BENCH_AGREEMENT) if trained_size
+        else ParityConfig(data=digits.train, max_images=SANITY_IMAGES, min_top1_agreement=INT8_SANITY_AGREEMENT)
+    )
+    for variant in VARIANTS:
+        model = at_size(prepared.compressed if variant.compressed else prepared.original, size)
+        path = out / f"{variant.key}-{size}"
+        began = time.perf_counter()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                if variant.precision == "int8":
+                    bundle = quantize(
+                        model, path, format=variant.format, calibration=calibration, parity=int8_parity, overwrite=True,
+                    )
+                else:
+                    bundle = export(model, path, format=variant.format, parity=float_parity, overwrite=True)
+        except Exception as exc:  # noqa: BLE001 - reported in the doc, not hidden
+            failures[variant.key] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+            log(f"    {variant.key} at {size}: FAILED ({failures[variant.key]})")
+            continue
+        bundles[variant.key] = bundle
+        report = bundle.manifest.parity
+        parity[variant.key] = {"top1_agreement": report.top1_agreement, "max_abs_diff": report.max_abs_diff,
+                               "data": report.data}
+        log(f"    {variant.key} at {size}×{size}: {time.perf_counter() - began:.0f} s, "
+            f"top-1 agreement with torch {report.top1_agreement:.2%} on {Path(report.data.split(' ')[0]).name}")
+    return BuiltBundles(bundles, failures, parity, time.perf_counter() - started)
+
+
+def plan_dict(plan: ModelPlan) -> dict:
+    return asdict(plan)

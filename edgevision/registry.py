@@ -60,6 +60,11 @@ class Registry(Generic[T]):
             self._loaded[name] = getattr(module, attr)
         return self._loaded[name]
 
+    def module_attribute(self, name: str, attribute: str, default: object = None) -> object:
+        """An attribute of the module `name` lives in (e.g. a format module's PRECISIONS)."""
+        module_name = self.target(name).partition(":")[0]
+        return getattr(importlib.import_module(module_name), attribute, default)
+
     def __contains__(self, name: object) -> bool:
         self._read_entry_points()
         return name in self._targets

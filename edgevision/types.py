@@ -57,3 +57,15 @@ def parse_enum_list(enum: type[StrEnum], text: str, *, option: str) -> list:
     if not values:
         raise ConfigError(f"{option} needs at least one value.")
     return values
+
+
+def parse_one_enum(enum: type[StrEnum], value: object, *, option: str):  # noqa: ANN201
+    """`value` as one member of `enum` (members pass through), with the same errors as parse_enum_list."""
+    from .errors import ConfigError
+
+    if isinstance(value, enum):
+        return value
+    parsed = parse_enum_list(enum, str(value), option=option)
+    if len(parsed) != 1:
+        raise ConfigError(f"Give one {option} per call, got {value!r}.")
+    return parsed[0]

@@ -13,7 +13,7 @@ from ..bundle import Bundle, InputSpec, Manifest, atomic_directory, write_manife
 from ..errors import ConfigError, ParityError
 from ..model import TrainedModel
 from ..registry import Registry
-from ..types import Format, Precision
+from ..types import Format, Precision, parse_one_enum
 from .base import ExportArtifact, package_version
 from .parity import ParityConfig, check_parity, describe_failure
 
@@ -39,10 +39,10 @@ def export(
     Raises ParityError (and leaves nothing at `output`) if the engine's outputs disagree with
     the torch model. `runtime` picks the engine for the parity check (default: the format's).
     """
-    fmt = _to_enum(Format, format, "format")
-    prec = _to_enum(Precision, precision, "precision")
+    fmt = parse_one_enum(Format, format, option="format")
+    prec = parse_one_enum(Precision, precision, option="precision")
     exporter = EXPORTERS.get(fmt.value)
-    supported = _supported_precisions(fmt)
+    supported = EXPORTERS.module_attribute(fmt.value, "PRECISIONS")
     if prec not in supported:
         names = ", ".join(sorted(p.value for p in supported))
         hint = " INT8 needs calibration data: use edgevision.compress.quantize." if prec is Precision.INT8 else ""
@@ -74,24 +74,6 @@ def write_bundle(directory: Path, model: TrainedModel, artifact: ExportArtifact,
     )
     write_manifest(directory, manifest)
     return Bundle(directory, manifest)
-
-
-def _supported_precisions(fmt: Format) -> frozenset[Precision]:
-    import importlib
-
-    module_name = EXPORTERS.target(fmt.value).partition(":")[0]
-    return importlib.import_module(module_name).PRECISIONS
-
-
-def _to_enum(enum, value, option: str):  # noqa: ANN001, ANN202
-    from ..types import parse_enum_list
-
-    if isinstance(value, enum):
-        return value
-    parsed = parse_enum_list(enum, str(value), option=option)
-    if len(parsed) != 1:
-        raise ConfigError(f"Give one {option} per export call, got {value!r}.")
-    return parsed[0]
 
 
 __all__ = ["EXPORTERS", "ParityConfig", "export"]

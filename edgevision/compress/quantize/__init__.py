@@ -18,7 +18,7 @@ from ...bundle import Bundle, SourceInfo, atomic_directory, write_manifest
 from ...errors import ConfigError, ParityError
 from ...export.parity import ParityConfig, describe_failure
 from ...registry import Registry
-from ...types import Format, Precision
+from ...types import Format, Precision, parse_one_enum
 from ..calibration import CalibrationConfig, CalibrationSet
 from ..guard import AccuracyReport, ReferenceLogits, check_accuracy, check_max_drop, check_source_parity
 from .base import AccuracyControl, Quantizer, QuantizeRequest, QuantizeResult
@@ -65,8 +65,8 @@ def quantize(
     agreement ≥ INT8_MIN_TOP1_AGREEMENT on the validation (else calibration) images.
     """
     _check_source(model)
-    fmt = _one(Format, format, "format")
-    prec = _one(Precision, precision, "precision")
+    fmt = parse_one_enum(Format, format, option="format")
+    prec = parse_one_enum(Precision, precision, option="precision")
     check_max_drop(max_accuracy_drop)
     if max_accuracy_drop is not None and validation is None:
         raise ConfigError("max_accuracy_drop needs validation=<ImageFolder> to measure accuracy on.")
@@ -88,7 +88,7 @@ def quantize(
     if name is None:
         raise ConfigError(f"No INT8 quantiser for format {fmt.value}. Choose onnx, openvino or tflite.")
     quantize_fn = QUANTIZERS.get(name)
-    made_for = _module_attribute(QUANTIZERS, name, "FORMAT")
+    made_for = QUANTIZERS.module_attribute(name, "FORMAT")
     if made_for is not None and made_for is not fmt:
         raise ConfigError(f"The {name} quantiser writes {made_for.value} bundles, not {fmt.value}; pass format={made_for.value}.")
     calibration_set = CalibrationSet(calibration, preprocess=model.preprocess)
@@ -127,11 +127,11 @@ def build_float_bundle(
     from ..onnx_input import OnnxModel, float_artifact
 
     _check_source(model)
-    fmt = _one(Format, format, "format")
-    prec = _one(Precision, precision, "precision")
+    fmt = parse_one_enum(Format, format, option="format")
+    prec = parse_one_enum(Precision, precision, option="precision")
     if prec is Precision.INT8:
         raise ConfigError("INT8 needs calibration images: use edgevision.compress.quantize.quantize.")
-    if not isinstance(model, OnnxModel) and prec not in _module_attribute(EXPORTERS, fmt.value, "PRECISIONS"):
+    if not isinstance(model, OnnxModel) and prec not in EXPORTERS.module_attribute(fmt.value, "PRECISIONS"):
         raise ConfigError(f"{fmt.value} export does not support {prec.value}.")
     with atomic_directory(output, overwrite=overwrite) as workdir:
         if isinstance(model, OnnxModel):
@@ -206,25 +206,6 @@ def _check_source(model: Any) -> None:
             f"quantize takes a TrainedModel (edgevision.TrainedModel.load) or an OnnxModel "
             f"(edgevision.compress.onnx_input.OnnxModel.open), not {type(model).__name__}."
         )
-
-
-def _module_attribute(registry: Registry, name: str, attribute: str) -> Any:
-    """An attribute of the module a registry entry lives in (a format's PRECISIONS, a quantiser's FORMAT)."""
-    import importlib
-
-    module_name = registry.target(name).partition(":")[0]
-    return getattr(importlib.import_module(module_name), attribute, None)
-
-
-def _one(enum: Any, value: Any, option: str) -> Any:
-    from ...types import parse_enum_list
-
-    if isinstance(value, enum):
-        return value
-    parsed = parse_enum_list(enum, str(value), option=option)
-    if len(parsed) != 1:
-        raise ConfigError(f"Give one {option} per call, got {value!r}.")
-    return parsed[0]
 
 
 def int8_speed_verdict(fp32_result: Any, int8_result: Any) -> str:

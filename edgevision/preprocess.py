@@ -3,12 +3,15 @@
 This runs on the device, so it must not import torch. `edgevision.data.transforms` holds the
 torch-side twin used for training; tests prove the two agree within `PARITY_TOLERANCE`.
 
-Order of operations (identical on both sides): colour order → float scale → resize
-(bilinear, no antialias, half-pixel centres) → optional centre crop → (x - mean) / std → layout.
+The transform: colour order → float scale → resize (bilinear, no antialias, half-pixel centres)
+→ optional centre crop → (x - mean) / std → layout. Resize and crop are linear and act per
+channel, so this side swaps channels and scales after resizing, on the small image (same numbers
+within float rounding, a fifth of the work on a 640×480 camera frame).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import cv2
@@ -32,16 +35,12 @@ def preprocess_image(
     `image_order` is the colour order of `image`; OpenCV capture and imread give BGR.
     """
     image = _as_three_channels(image)
-    # Convert the contiguous frame and flip channels after resizing: converting a channel-reversed
-    # view is ~10× slower, and resize/crop act per channel, so the numbers are identical.
     pixels = np.array(image, dtype=np.float32, order="C")
-    pixels *= np.float32(spec.scale)
-    pixels = _resize(pixels, spec)
-    if image_order is not spec.color_order:
-        pixels = pixels[..., ::-1]
-    mean = np.asarray(spec.mean, dtype=np.float32)
-    inv_std = np.float32(1.0) / np.asarray(spec.std, dtype=np.float32)
-    return (pixels - mean) * inv_std
+    pixels = _resize(pixels, spec)  # resize and crop are linear and per channel: scaling can wait
+    swap = image_order is not spec.color_order
+    # One OpenCV pass does the channel swap and the normalisation; numpy broadcasting over a
+    # trailing axis of 3 is ~20× slower and was most of the cost of a 640×480 frame.
+    return cv2.transform(pixels, _channel_matrix(spec.scale, spec.mean, spec.std, swap))
 
 
 def preprocess_batch(
@@ -58,6 +57,21 @@ def preprocess_batch(
     if input_spec.layout is Layout.NCHW:
         batch = batch.transpose(0, 3, 1, 2)
     return np.ascontiguousarray(batch, dtype=np.dtype(input_spec.dtype))
+
+
+@functools.lru_cache(maxsize=16)
+def _channel_matrix(
+    scale: float, mean: tuple[float, ...], std: tuple[float, ...], swap: bool
+) -> np.ndarray:
+    """The 3×4 matrix for cv2.transform: out[c] = in[c'] · scale / std[c] − mean[c] / std[c].
+
+    c' is c, or 2 − c when the image's colour order is not the model's.
+    """
+    matrix = np.zeros((3, 4), dtype=np.float64)
+    for channel in range(3):
+        matrix[channel, 2 - channel if swap else channel] = scale / std[channel]
+        matrix[channel, 3] = -mean[channel] / std[channel]
+    return matrix.astype(np.float32)
 
 
 def _as_three_channels(image: np.ndarray) -> np.ndarray:

@@ -13,6 +13,7 @@ from benchmark_models import FULL_CANDIDATES, VARIANTS
 LABELS = {v.key: v.label for v in VARIANTS}
 MAIN_ROWS = ("eager", "ort_fp32", "ov_fp32", "oneliner")
 STREAM_MIN_RATIO = 0.9
+INFERENCE_BOUND_SHARE = 0.25  # capture costing at most this share of a frame's inference: inference-bound
 
 
 def write_markdown(payload: dict, path: Path) -> Path:
@@ -181,39 +182,69 @@ def _limits(model: dict) -> list[str]:
 
 
 def _stream_section(stream: list[dict] | None) -> list[str]:
+    repeats = next((item["repeats"] for item in stream or [] if "repeats" in item), 3)
     lines = ["## Stream FPS vs raw engine FPS", "",
-             ("`scripts/bench_stream.py`: a generated 640×480 mp4v video through `edgevision.run_stream` (decode ‖ "
-             "preprocess + infer + head, end to end) vs `runtime.infer` alone on one preprocessed frame, same bundle "
-             "(224×224), 2 engine threads, median of 3 alternating runs. Target: stream ≥ 0.9 × raw."), ""]
+             ("`scripts/bench_stream.py`: a generated 640×480 mp4v video (moving shapes on noise, ~77 KB a frame: "
+              "a hard case to decode) through `edgevision.run_stream` (capture thread: decode + preprocess ‖ "
+              "inference thread: infer + head), end to end, vs `runtime.infer` alone on one preprocessed frame, same "
+              f"bundle (224×224), 2 engine threads, median of {repeats} alternating runs. *Capture alone* is the "
+              "capture thread's work with no inference (decode + preprocess every frame): no pipeline beats the "
+              "slower of raw and capture. Target: stream ≥ 0.9 × raw."), ""]
     if stream is None:
         return lines + ["Not run (`--no-stream`).", ""]
     if not stream:
         return lines + ["No bundle to run: the 224×224 bundles it needs could not be built (see above).", ""]
-    lines += [("| model | bundle | runtime | raw FPS | stream FPS | stream / raw | ≥ 0.9 | infer ms alone → in stream "
-              "| decode + preprocess ms/frame | bound |"), "|---|---|---|---|---|---|---|---|---|---|"]
-    gaps: list[float] = []
+    lines += [("| model | bundle | runtime | raw FPS | capture alone FPS | stream FPS | stream / raw | ≥ 0.9 "
+               "| stream / min(raw, capture) | infer ms alone → in stream | capture + preprocess ms/frame |"),
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    bound_rows, fast_rows = [], []
     for item in stream:
         if "error" in item:
-            lines.append(f"| {item['model']} | {item['bundle_label']} | — | — | — | failed: {item['error']} | — | — | — | — |")
+            lines.append(f"| {item['model']} | {item['bundle_label']} | — | — | — | — | failed: {item['error']} "
+                         "| — | — | — | — |")
             continue
-        met = "met" if item["ratio"] >= STREAM_MIN_RATIO else "**MISSED**"
         stages = item.get("stage_mean_ms", {})
         alone = 1000 / item["raw_fps"]
         infer = f"{alone:.2f} → {stages['infer_ms']:.2f}" if "infer_ms" in stages else "—"
         feed = stages.get("capture_ms", 0.0) + stages.get("preprocess_ms", 0.0)
-        gaps.append(abs(item["ratio"] - alone / (alone + feed)))
+        capture = item.get("capture_fps")
+        met = "met" if item["ratio"] >= STREAM_MIN_RATIO else "**MISSED**"
+        inference_bound = capture is None or 1000 / capture <= INFERENCE_BOUND_SHARE * alone
+        (bound_rows if inference_bound else fast_rows).append(item)
         lines.append(f"| {item['model']} | {item['bundle_label']} | {item['runtime']} | {item['raw_fps']:.1f} | "
-                     f"{item['stream_fps']:.1f} | {item['ratio']:.3f} | {met} | {infer} | {feed:.2f} | "
-                     f"{alone / (alone + feed):.2f} |")
-    gap = f"; the measured ratios are within {max(gaps):.2f} of it" if gaps else ""
-    lines += ["", ("What limits it: decoding and resizing each 640×480 frame runs on a capture thread in parallel with "
-              "inference, but here the engine's 2 threads already fill both cores, so every millisecond of decode is "
-              "taken from the engine (inference inside the stream is slower than alone, column *infer ms*). The "
-              "stream can then reach at most about infer / (infer + decode) of the raw rate (column *bound*)"
-              f"{gap}. The 0.9 target needs a core the engine does not use (a machine "
-              "with more cores, or fewer engine threads), or inference that costs ≥ 9× a frame's decode; the faster "
-              "the compressed model, the further it is out of reach on 2 cores."), ""]
+                     f"{'—' if capture is None else f'{capture:.1f}'} | {item['stream_fps']:.1f} | "
+                     f"{item['ratio']:.3f} | {met} | {item.get('ratio_to_ceiling', float('nan')):.3f} | {infer} | "
+                     f"{feed:.2f} |")
+    preprocess = [i["stage_mean_ms"]["preprocess_ms"] for i in stream if "preprocess_ms" in i.get("stage_mean_ms", {})]
+    lines += ["", *_stream_notes(bound_rows, fast_rows, max(preprocess, default=None)), ""]
     return lines
+
+
+def _stream_notes(inference_bound: list[dict], capture_heavy: list[dict], preprocess_ms: float | None) -> list[str]:
+    """What the table says: computed from its rows, so the prose cannot drift from the numbers."""
+    notes = []
+    if inference_bound:
+        ratios = ", ".join(f"{i['model']} {i['bundle_label']} {i['ratio']:.3f}" for i in inference_bound)
+        notes.append(f"- **Inference-bound bundles** (capturing a frame costs ≤ {INFERENCE_BOUND_SHARE:.0%} of "
+                     "inferring it): "
+                     f"stream / raw = {ratios}. Capture overlaps inference; what is lost is the CPU time decode and "
+                     "preprocessing take from the engine, since its 2 threads already fill both cores "
+                     "(inference inside the stream is slower than alone, column *infer ms*).")
+    if capture_heavy:
+        rows = ", ".join(f"{i['model']} {i['bundle_label']}: {1000 / i['raw_fps']:.2f} ms inference vs "
+                         f"{1000 / i['capture_fps']:.2f} ms capture" for i in capture_heavy)
+        notes.append(f"- **Compressed bundles infer about as fast as a frame decodes** ({rows}). On 2 cores, "
+                     "decode and inference share the same CPU, so the stream can reach neither rate; even with a "
+                     "free core for capture it could not exceed the capture-alone rate, which is below 0.9 × raw "
+                     "wherever capture is slower than inference. The 0.9 target is out of reach for these on this "
+                     "machine by arithmetic, not by a pipeline stall; the stream still runs them at many times a "
+                     "30 FPS camera's rate.")
+    cost = "" if preprocess_ms is None else f" at most {preprocess_ms:.2f} ms in these runs"
+    notes.append(f"- Preprocessing a 640×480 frame costs{cost} (OpenCV resize, then one `cv2.transform` for "
+                 "colour order and normalisation); ONNX Runtime runs with thread spinning off "
+                 "(`ONNXRuntimeOptions.allow_spinning`), so idle engine threads do not take the capture thread's "
+                 "core.")
+    return notes
 
 
 def _ratio(reference: dict | None, row: dict) -> str:

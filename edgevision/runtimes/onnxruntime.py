@@ -16,6 +16,10 @@ from .base import Runtime, RuntimeOptions
 class ONNXRuntimeOptions(RuntimeOptions):
     providers: tuple[str, ...] = ("CPUExecutionProvider",)
     graph_optimization: str = "all"  # "disable" | "basic" | "extended" | "all"
+    # ONNX Runtime's idle worker threads spin for work by default. On an edge device the engine
+    # shares the cores with capture and the application, and spinning steals them: a 640×480
+    # stream of an INT8 ResNet-18 ran 1.3× faster without it, with no measurable loss alone.
+    allow_spinning: bool = False
 
 
 class ONNXRuntime(Runtime):
@@ -37,6 +41,8 @@ class ONNXRuntime(Runtime):
         }
         session_options.graph_optimization_level = levels[self.options.graph_optimization]
         session_options.log_severity_level = 3
+        if not self.options.allow_spinning:
+            session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = ort.InferenceSession(
             str(self.bundle.model_path), sess_options=session_options, providers=list(self.options.providers)
         )

@@ -70,12 +70,17 @@ class StreamConfig:
     drop_policy: DropPolicy | None = None  # None: DROP_OLDEST for live sources, BLOCK for files
     reconnect: ReconnectPolicy = ReconnectPolicy()
     handle_signals: bool = True  # install SIGINT/SIGTERM handlers (only ever in the main thread)
+    # OpenCV's worker threads during the run (restored after). Resizing one frame is too small to
+    # gain from them, and their spinning takes the cores the engine is using. None: leave OpenCV be.
+    opencv_threads: int | None = 1
 
     def __post_init__(self) -> None:
         if self.queue_size < 1:
             raise ConfigError(f"queue_size must be 1 or more, got {self.queue_size}.")
         if self.max_frames is not None and self.max_frames < 1:
             raise ConfigError(f"max_frames must be 1 or more, got {self.max_frames}.")
+        if self.opencv_threads is not None and self.opencv_threads < 0:
+            raise ConfigError(f"opencv_threads must be 0 or more (0 and 1: no worker threads), got {self.opencv_threads}.")
 
 
 @dataclass(frozen=True)
@@ -132,7 +137,7 @@ class StreamPipeline:
         self._started = True
         capture = threading.Thread(target=self._capture_loop, name="edgevision-capture", daemon=True)
         try:
-            with self._signal_handlers():
+            with self._signal_handlers(), _opencv_threads(self.config.opencv_threads):
                 if not self.source.is_open:
                     self.source.open()
                 for sink in self.sinks:
@@ -299,6 +304,22 @@ class StreamPipeline:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def _opencv_threads(count: int | None) -> Iterator[None]:
+    """Set OpenCV's (process-wide) worker-thread count for the run and put it back afterwards."""
+    if count is None:
+        yield
+        return
+    import cv2
+
+    previous = cv2.getNumThreads()
+    cv2.setNumThreads(count)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(previous)
 
 
 def run_stream(

@@ -27,15 +27,19 @@ PICAMERA_NAMES = ("picamera2", "picamera")
 
 @dataclass(frozen=True, kw_only=True)
 class CaptureOptions:
-    """Requests for live sources; None keeps the device's default. Files ignore size and fps."""
+    """Requests for sources; None keeps the device's default. Files ignore size and fps."""
 
     width: int | None = None
     height: int | None = None
     fps: float | None = None
     timeout_s: float = 10.0  # network open/read timeout: a stalled stream fails a read after this long
+    # FFmpeg decoder threads for files and network streams. The pipeline already decodes on its own
+    # thread beside the engine, and FFmpeg's frame threads cost ~2× the CPU per 640×480 frame, taken
+    # from the engine. None lets FFmpeg use every core (a 1080p H.264 stream on a slow board may need it).
+    decode_threads: int | None = 1
 
     def __post_init__(self) -> None:
-        for name in ("width", "height", "fps"):
+        for name in ("width", "height", "fps", "decode_threads"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ConfigError(f"Capture {name} must be positive, got {value}.")
@@ -168,9 +172,10 @@ class VideoFileSource(OpenCVSource):
 
     is_live = False
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, capture: CaptureOptions = CaptureOptions()) -> None:
         super().__init__(str(path))
         self.path = Path(path)
+        self.options = capture
 
     def open(self) -> None:
         if not self.path.is_file():
@@ -180,6 +185,10 @@ class VideoFileSource(OpenCVSource):
     def _make_capture(self) -> Any:
         import cv2
 
+        capture = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG, _decoder_params(self.options))
+        if capture.isOpened():
+            return capture
+        capture.release()  # an OpenCV without FFmpeg, or a format only another backend reads
         return cv2.VideoCapture(str(self.path))
 
     def _open_error(self) -> str:
@@ -200,7 +209,7 @@ class StreamURLSource(OpenCVSource):
 
         timeout_ms = int(self.options.timeout_s * 1000)
         params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms]
-        return cv2.VideoCapture(self.url, cv2.CAP_FFMPEG, params)
+        return cv2.VideoCapture(self.url, cv2.CAP_FFMPEG, params + _decoder_params(self.options))
 
     def _open_error(self) -> str:
         return (f"Stream {self.description} did not open within {self.options.timeout_s:g} s: check the address, "
@@ -230,6 +239,13 @@ class GStreamerSource(OpenCVSource):
     def _open_error(self) -> str:
         return ("The GStreamer pipeline did not start. Test it with `gst-launch-1.0 <pipeline minus appsink> ! "
                 "fakesink`, and make sure it ends in `appsink` with format=BGR.")
+
+
+def _decoder_params(options: CaptureOptions) -> list[int]:
+    """cv2.VideoCapture open parameters for FFmpeg's decoder thread count (none: FFmpeg decides)."""
+    import cv2
+
+    return [] if options.decode_threads is None else [cv2.CAP_PROP_N_THREADS, options.decode_threads]
 
 
 def jetson_csi_pipeline(*, sensor_id: int = 0, width: int = 1280, height: int = 720, fps: int = 30,
@@ -284,7 +300,7 @@ def parse_source(spec: str | int, *, capture: CaptureOptions = CaptureOptions())
     if re.fullmatch(r"/dev/video\d+", text):
         return CameraSource(text, capture=capture)
     if text and Path(text).exists():
-        return VideoFileSource(text)
+        return VideoFileSource(text, capture=capture)
     if "://" in text:
         raise StreamError(
             f"Unknown source {spec!r}: URL scheme {scheme!r} is not supported. Use one of: {', '.join(URL_SCHEMES)}."

@@ -14,8 +14,16 @@ import pytest
 
 from edgevision.runtimes import load_runtime
 from edgevision.stream import (
-    CallbackSink, DropPolicy, EndReason, FrameResult, JsonLinesSink, StreamConfig, StreamPipeline, VideoSink,
-    open_source, run_stream,
+    CallbackSink,
+    DropPolicy,
+    EndReason,
+    FrameResult,
+    JsonLinesSink,
+    StreamConfig,
+    StreamPipeline,
+    VideoSink,
+    open_source,
+    run_stream,
 )
 from edgevision.stream.heads import HeadOptions
 from tests.stream.memory_sources import ListSource
@@ -177,3 +185,27 @@ def test_video_writer_uses_the_source_frame_rate(runtime, digit_video, tmp_path)
     capture = cv2.VideoCapture(str(out))
     assert capture.get(cv2.CAP_PROP_FPS) == pytest.approx(30.0)
     capture.release()
+
+
+def test_the_run_uses_one_opencv_thread_and_restores_the_setting(runtime, digit_video):
+    """Capture must not spawn OpenCV workers that compete with the engine; the caller's setting comes back."""
+    seen: list[int] = []
+    previous = cv2.getNumThreads()
+    cv2.setNumThreads(2)
+    try:
+        run_stream(runtime, str(digit_video), sinks=[CallbackSink(lambda _r: seen.append(cv2.getNumThreads()))],
+                   config=StreamConfig(max_frames=3))
+        assert set(seen) == {1}
+        assert cv2.getNumThreads() == 2
+        run_stream(runtime, str(digit_video), sinks=[CallbackSink(lambda _r: seen.append(cv2.getNumThreads()))],
+                   config=StreamConfig(max_frames=3, opencv_threads=None))
+        assert seen[-1] == 2
+    finally:
+        cv2.setNumThreads(previous)
+
+
+def test_negative_opencv_threads_is_a_config_error():
+    from edgevision.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="opencv_threads"):
+        StreamConfig(opencv_threads=-1)

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from edgevision.errors import EngineNotInstalledError, StreamError
 from edgevision.stream import (
-    CameraSource, GStreamerSource, StreamURLSource, VideoFileSource, jetson_csi_pipeline, open_source, parse_source,
+    CameraSource,
+    GStreamerSource,
+    StreamURLSource,
+    VideoFileSource,
+    jetson_csi_pipeline,
+    open_source,
+    parse_source,
 )
 from edgevision.stream.sources import opencv_has_gstreamer
-from tests.stream.videos import FRAMES, SIZE
+from tests.stream.videos import FRAMES, SIZE, decode_all
 
 
 @pytest.mark.parametrize(
@@ -108,3 +115,24 @@ def test_picamera2_missing_names_the_extra():
 def test_empty_gst_pipeline_is_rejected():
     with pytest.raises(StreamError, match="no pipeline"):
         parse_source("gst:")
+
+
+@pytest.mark.parametrize("threads", [1, 2, None])
+def test_decoder_thread_count_does_not_change_the_frames(digit_video, threads):
+    from edgevision.stream import CaptureOptions
+
+    with open_source(str(digit_video), capture=CaptureOptions(decode_threads=threads)) as source:
+        frames = []
+        while (frame := source.read()) is not None:
+            frames.append(frame)
+    expected = decode_all(digit_video)
+    assert len(frames) == len(expected)
+    assert all(np.array_equal(a, b) for a, b in zip(frames, expected, strict=True))
+
+
+def test_zero_decoder_threads_is_a_config_error():
+    from edgevision.errors import ConfigError
+    from edgevision.stream import CaptureOptions
+
+    with pytest.raises(ConfigError, match="decode_threads"):
+        CaptureOptions(decode_threads=0)

@@ -115,7 +115,8 @@ def main() -> None:
         result = {
             "bundle": str(args.bundle), "format": runtime.bundle.manifest.format.value,
             "input": list(runtime.input_spec.shape), "runtime": runtime.name, "threads": args.threads,
-            "video": {"width": WIDTH, "height": HEIGHT, "frames": median_summary.frames},
+            "video": {"width": WIDTH, "height": HEIGHT, "frames": median_summary.frames,
+                      "kb_per_frame": round(video.stat().st_size / 1024 / median_summary.frames, 1)},
             "raw_fps": round(raw, 2), "capture_fps": round(capture, 2), "stream_fps": round(stream, 2),
             "capture_cpu_ms": round(capture_cpu_ms, 3), "shared_cpu_bound": round(shared_cpu_bound, 3),
             "ratio": round(stream / raw, 3), "ratio_to_ceiling": round(stream / min(raw, capture), 3),

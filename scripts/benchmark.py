@@ -272,7 +272,8 @@ def run_stream_benchmarks(results: list[dict], work: Path) -> list[dict]:
         log(f"    raw {data['raw_fps']:.1f} FPS, capture alone {data['capture_fps']:.1f} FPS, "
             f"stream {data['stream_fps']:.1f} FPS, stream/raw {data['ratio']:.3f}")
         measured.append({"model": title, "bundle_label": label, "repeats": STREAM_REPEATS, **{k: data[k] for k in (
-            "bundle", "runtime", "threads", "raw_fps", "capture_fps", "stream_fps", "ratio", "ratio_to_ceiling",
+            "bundle", "runtime", "threads", "raw_fps", "capture_fps", "capture_cpu_ms", "shared_cpu_bound",
+            "stream_fps", "ratio", "ratio_to_ceiling", "video",
             "raw_fps_runs", "capture_fps_runs", "stream_fps_runs", "stream_cpu_cores_used")},
             "stage_mean_ms": data["stream_summary"].get("stage_mean_ms", {})})
     return measured

@@ -27,7 +27,10 @@ import cv2
 import numpy as np
 
 import edgevision
+from edgevision.bundle import Bundle
 from edgevision.preprocess import preprocess_batch
+from edgevision.runtimes import DEFAULT_RUNTIME
+from edgevision.runtimes.onnxruntime import ONNXRuntimeOptions
 from edgevision.stream import StreamConfig, VideoFileSource, run_stream
 
 WIDTH, HEIGHT = 640, 480
@@ -79,6 +82,14 @@ def capture_fps(runtime: edgevision.runtimes.Runtime, video: Path) -> tuple[floa
     return frames / elapsed, cpu_s * 1e3 / frames
 
 
+def open_runtime(bundle: Path, name: str | None, threads: int | None) -> edgevision.runtimes.Runtime:
+    """The runtime as a streaming application should open it: ONNX Runtime without spinning threads."""
+    loaded = Bundle.load(bundle)
+    if (name or DEFAULT_RUNTIME[loaded.manifest.format]) == "onnxruntime":
+        return edgevision.load_runtime(loaded, name, options=ONNXRuntimeOptions(threads=threads, allow_spinning=False))
+    return edgevision.load_runtime(loaded, name, threads=threads)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Stream FPS vs raw engine FPS for one bundle.")
     parser.add_argument("--bundle", required=True, type=Path)
@@ -90,8 +101,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp, edgevision.load_runtime(args.bundle, args.runtime,
-                                                                         threads=args.threads) as runtime:
+    with tempfile.TemporaryDirectory() as tmp, open_runtime(args.bundle, args.runtime, args.threads) as runtime:
         video = args.video or write_video(Path(tmp) / "bench.mp4", args.frames)
         raws, captures, capture_cpus, streams, summaries, cores = [], [], [], [], [], []
         for _ in range(args.repeats):

@@ -245,8 +245,10 @@ def _stream_notes(reachable: list[dict], capped: list[dict], preprocess_ms: floa
     notes.append(f"- Preprocessing a 640×480 frame costs{cost} (OpenCV resize, then one `cv2.transform` for "
                  "colour order and normalisation). During a run the pipeline keeps OpenCV to one thread "
                  "(`StreamConfig.opencv_threads`) and FFmpeg decodes files on one thread "
-                 "(`CaptureOptions.decode_threads`); ONNX Runtime runs with thread spinning off "
-                 "(`ONNXRuntimeOptions.allow_spinning`). Extra worker threads would only take the engine's cores.")
+                 "(`CaptureOptions.decode_threads`); ONNX Runtime rows open the engine with thread spinning off "
+                 "(`ONNXRuntimeOptions(allow_spinning=False)`, as a streaming application should; the latency "
+                 "tables above use ONNX Runtime's default, spinning on). Extra worker threads would only take the "
+                 "engine's cores.")
     return notes
 
 

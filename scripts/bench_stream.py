@@ -29,8 +29,7 @@ import numpy as np
 import edgevision
 from edgevision.bundle import Bundle
 from edgevision.preprocess import preprocess_batch
-from edgevision.runtimes import DEFAULT_RUNTIME
-from edgevision.runtimes.onnxruntime import ONNXRuntimeOptions
+from edgevision.runtimes import DEFAULT_RUNTIME, stream_options
 from edgevision.stream import StreamConfig, VideoFileSource, run_stream
 
 WIDTH, HEIGHT = 640, 480
@@ -83,11 +82,10 @@ def capture_fps(runtime: edgevision.runtimes.Runtime, video: Path) -> tuple[floa
 
 
 def open_runtime(bundle: Path, name: str | None, threads: int | None) -> edgevision.runtimes.Runtime:
-    """The runtime as a streaming application should open it: ONNX Runtime without spinning threads."""
+    """The runtime as `edgevision run` opens it for a stream (stream_options: no spinning threads)."""
     loaded = Bundle.load(bundle)
-    if (name or DEFAULT_RUNTIME[loaded.manifest.format]) == "onnxruntime":
-        return edgevision.load_runtime(loaded, name, options=ONNXRuntimeOptions(threads=threads, allow_spinning=False))
-    return edgevision.load_runtime(loaded, name, threads=threads)
+    options = stream_options(name or DEFAULT_RUNTIME[loaded.manifest.format], threads)
+    return edgevision.load_runtime(loaded, name, options=options)
 
 
 def main() -> None:

@@ -246,7 +246,7 @@ def _stream_notes(reachable: list[dict], capped: list[dict], preprocess_ms: floa
                  "colour order and normalisation). During a run the pipeline keeps OpenCV to one thread "
                  "(`StreamConfig.opencv_threads`) and FFmpeg decodes files on one thread "
                  "(`CaptureOptions.decode_threads`); ONNX Runtime rows open the engine with thread spinning off "
-                 "(`ONNXRuntimeOptions(allow_spinning=False)`, as a streaming application should; the latency "
+                 "(`edgevision.runtimes.stream_options`, as `edgevision run` does; the latency "
                  "tables above use ONNX Runtime's default, spinning on). Extra worker threads would only take the "
                  "engine's cores.")
     return notes

@@ -60,6 +60,18 @@ def load_runtime(
     return runtime_class(bundle, options)
 
 
+def stream_options(runtime: str, threads: int | None = None) -> RuntimeOptions:
+    """`runtime`'s options for sharing the cores with a capture thread: no spinning idle threads.
+
+    Engines that spin by default (ONNX Runtime) get it turned off; the others' defaults already yield.
+    """
+    from dataclasses import fields
+
+    options_type = RUNTIMES.get(runtime).options_type
+    quiet = {"allow_spinning": False} if "allow_spinning" in {f.name for f in fields(options_type)} else {}
+    return options_type(threads=threads, **quiet)
+
+
 def available_runtimes() -> dict[str, bool]:
     """Registered runtime names → whether their engine package is installed here."""
     from .._optional import is_installed
@@ -82,4 +94,6 @@ def available_runtimes() -> dict[str, bool]:
     return result
 
 
-__all__ = ["RUNTIMES", "DEFAULT_RUNTIME", "Runtime", "RuntimeOptions", "available_runtimes", "load_runtime"]
+__all__ = [
+    "RUNTIMES", "DEFAULT_RUNTIME", "Runtime", "RuntimeOptions", "available_runtimes", "load_runtime", "stream_options",
+]

@@ -30,3 +30,12 @@ def test_spinning_can_be_turned_off_and_either_setting_gives_the_same_numbers(on
         assert session_options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
         batch = np.random.default_rng(0).standard_normal((2, *quiet.input_spec.shape[1:])).astype(np.float32)
         np.testing.assert_allclose(quiet.infer(batch), spinning.infer(batch), rtol=1e-5, atol=1e-5)
+
+
+def test_stream_options_turn_spinning_off_only_where_an_engine_has_it():
+    from edgevision.runtimes import stream_options
+    from edgevision.runtimes.onnxruntime import ONNXRuntimeOptions
+
+    options = stream_options("onnxruntime", 2)
+    assert isinstance(options, ONNXRuntimeOptions) and options.allow_spinning is False and options.threads == 2
+    assert stream_options("torch", 1).threads == 1  # no spinning switch: the engine's own options, threads set

@@ -29,8 +29,9 @@ import numpy as np
 import edgevision
 from edgevision.bundle import Bundle
 from edgevision.preprocess import preprocess_batch
-from edgevision.runtimes import DEFAULT_RUNTIME, stream_options
+from edgevision.runtimes import runtime_name, stream_options
 from edgevision.stream import StreamConfig, VideoFileSource, run_stream
+from edgevision.stream.pipeline import limit_opencv_threads
 
 WIDTH, HEIGHT = 640, 480
 
@@ -63,28 +64,30 @@ def raw_fps(runtime: edgevision.runtimes.Runtime, video: Path, iterations: int) 
     return iterations / (time.perf_counter() - start)
 
 
+def cpu_seconds(before: os.times_result, after: os.times_result) -> float:
+    """CPU seconds (user + system) this process used between two os.times() readings."""
+    return after.user - before.user + after.system - before.system
+
+
 def capture_fps(runtime: edgevision.runtimes.Runtime, video: Path) -> tuple[float, float]:
     """(frames per second, CPU ms per frame) of the capture side alone: the pipeline's capture thread's work."""
     manifest, input_spec = runtime.bundle.manifest, runtime.input_spec
-    frames, previous_threads, stream_threads = 0, cv2.getNumThreads(), StreamConfig().opencv_threads
-    if stream_threads is not None:
-        cv2.setNumThreads(stream_threads)  # as run_stream sets it for its capture thread
-    with VideoFileSource(video) as source:
+    frames = 0
+    # OpenCV's thread count as run_stream sets it for its capture thread.
+    with limit_opencv_threads(StreamConfig().opencv_threads), VideoFileSource(video) as source:
         source.open()
         before, start = os.times(), time.perf_counter()
         while (frame := source.read()) is not None:
             preprocess_batch([frame], manifest.preprocess, input_spec)
             frames += 1
         elapsed, after = time.perf_counter() - start, os.times()
-    cv2.setNumThreads(previous_threads)
-    cpu_s = after.user - before.user + after.system - before.system
-    return frames / elapsed, cpu_s * 1e3 / frames
+    return frames / elapsed, cpu_seconds(before, after) * 1e3 / frames
 
 
 def open_runtime(bundle: Path, name: str | None, threads: int | None) -> edgevision.runtimes.Runtime:
     """The runtime as `edgevision run` opens it for a stream (stream_options: no spinning threads)."""
     loaded = Bundle.load(bundle)
-    options = stream_options(name or DEFAULT_RUNTIME[loaded.manifest.format], threads)
+    options = stream_options(runtime_name(loaded, name), threads)
     return edgevision.load_runtime(loaded, name, options=options)
 
 
@@ -110,7 +113,7 @@ def main() -> None:
             before, start = os.times(), time.perf_counter()
             summary = run_stream(runtime, str(video), config=StreamConfig(handle_signals=False))
             after, wall = os.times(), time.perf_counter() - start
-            cores.append((after.user - before.user + after.system - before.system) / wall)
+            cores.append(cpu_seconds(before, after) / wall)
             streams.append(summary.fps)
             summaries.append(summary)
         raw, stream, capture = statistics.median(raws), statistics.median(streams), statistics.median(captures)

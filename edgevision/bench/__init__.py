@@ -52,7 +52,7 @@ def plan_rows(
 
     With no runtimes named, a device profile picks each bundle's runtime (else its format's default).
     """
-    from ..runtimes import DEFAULT_RUNTIME, RUNTIMES
+    from ..runtimes import RUNTIMES, runtime_name
 
     pairs = []
     for bundle in bundles:
@@ -67,7 +67,7 @@ def plan_rows(
 
                 pairs.append((bundle, choose_runtime(device, bundle.manifest.format)))
             else:
-                pairs.append((bundle, DEFAULT_RUNTIME[bundle.manifest.format]))
+                pairs.append((bundle, runtime_name(bundle)))
             continue
         usable = [r for r in runtimes if bundle.manifest.format in RUNTIMES.get(r).formats]
         if not usable:

@@ -40,7 +40,9 @@ def run_command(
 ) -> None:
     """Run a bundle on a live camera or video: live FPS/latency, optional JSON lines and annotated video."""
     from ..bundle import Bundle
-    from ..runtimes import DEFAULT_RUNTIME, load_runtime, stream_options
+    from ..runtimes import load_runtime
+    from ..runtimes import runtime_name as resolve_runtime
+    from ..runtimes import stream_options
     from ..stream import (
         CallbackSink, DisplaySink, EndReason, HeadOptions, JsonLinesSink, Sink, StreamConfig, StreamPipeline, VideoSink,
         display_available, parse_source,
@@ -57,7 +59,7 @@ def run_command(
         display = False
     status = _StatusLine()
     config = StreamConfig(head=HeadOptions(top_k=top_k), max_frames=max_frames)
-    options = stream_options(runtime_name or DEFAULT_RUNTIME[loaded.manifest.format], threads)
+    options = stream_options(resolve_runtime(loaded, runtime_name), threads)
     with _log_to(err_console), load_runtime(loaded, runtime_name, options=options) as engine:
         sinks: list[Sink] = []
         if jsonl is not None:

@@ -49,8 +49,7 @@ def load_runtime(
 
     if not isinstance(bundle, Bundle):
         bundle = Bundle.load(bundle)
-    name = runtime or DEFAULT_RUNTIME[bundle.manifest.format]
-    runtime_class = RUNTIMES.get(name)
+    runtime_class = RUNTIMES.get(runtime_name(bundle, runtime))
     if options is None:
         options = runtime_class.options_type(threads=threads)
     elif threads is not None:
@@ -58,6 +57,11 @@ def load_runtime(
             raise ConfigError(f"threads={threads} conflicts with options.threads={options.threads}; give one.")
         options = replace(options, threads=threads)
     return runtime_class(bundle, options)
+
+
+def runtime_name(bundle: Bundle, runtime: str | None = None) -> str:
+    """The runtime `load_runtime` uses for `bundle`: `runtime` if given, else its format's usual engine."""
+    return runtime or DEFAULT_RUNTIME[bundle.manifest.format]
 
 
 def stream_options(runtime: str, threads: int | None = None) -> RuntimeOptions:
@@ -95,5 +99,6 @@ def available_runtimes() -> dict[str, bool]:
 
 
 __all__ = [
-    "RUNTIMES", "DEFAULT_RUNTIME", "Runtime", "RuntimeOptions", "available_runtimes", "load_runtime", "stream_options",
+    "RUNTIMES", "DEFAULT_RUNTIME", "Runtime", "RuntimeOptions", "available_runtimes", "load_runtime", "runtime_name",
+    "stream_options",
 ]

@@ -137,7 +137,7 @@ class StreamPipeline:
         self._started = True
         capture = threading.Thread(target=self._capture_loop, name="edgevision-capture", daemon=True)
         try:
-            with self._signal_handlers(), _opencv_threads(self.config.opencv_threads):
+            with self._signal_handlers(), limit_opencv_threads(self.config.opencv_threads):
                 if not self.source.is_open:
                     self.source.open()
                 for sink in self.sinks:
@@ -307,7 +307,7 @@ class StreamPipeline:
 
 
 @contextlib.contextmanager
-def _opencv_threads(count: int | None) -> Iterator[None]:
+def limit_opencv_threads(count: int | None) -> Iterator[None]:
     """Set OpenCV's (process-wide) worker-thread count for the run and put it back afterwards."""
     if count is None:
         yield

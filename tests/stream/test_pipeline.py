@@ -14,16 +14,8 @@ import pytest
 
 from edgevision.runtimes import load_runtime
 from edgevision.stream import (
-    CallbackSink,
-    DropPolicy,
-    EndReason,
-    FrameResult,
-    JsonLinesSink,
-    StreamConfig,
-    StreamPipeline,
-    VideoSink,
-    open_source,
-    run_stream,
+    CallbackSink, DropPolicy, EndReason, FrameResult, JsonLinesSink, StreamConfig, StreamPipeline, VideoSink,
+    open_source, run_stream,
 )
 from edgevision.stream.heads import HeadOptions
 from tests.stream.memory_sources import ListSource

@@ -7,13 +7,7 @@ import pytest
 
 from edgevision.errors import EngineNotInstalledError, StreamError
 from edgevision.stream import (
-    CameraSource,
-    GStreamerSource,
-    StreamURLSource,
-    VideoFileSource,
-    jetson_csi_pipeline,
-    open_source,
-    parse_source,
+    CameraSource, GStreamerSource, StreamURLSource, VideoFileSource, jetson_csi_pipeline, open_source, parse_source,
 )
 from edgevision.stream.sources import opencv_has_gstreamer
 from tests.stream.videos import FRAMES, SIZE, decode_all

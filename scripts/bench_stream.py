@@ -1,7 +1,8 @@
 """How close does the stream pipeline come to the engine's own speed?
 
 Measures, for one bundle on this machine:
-  raw     runtime.infer on one preprocessed 640×480 frame in a loop (the engine alone)
+  raw     runtime.infer on one preprocessed 640×480 frame in a loop (the engine alone; with
+          --workers N, N threads each inferring on its own fork, as the stream runs them)
   capture decode + preprocess of every frame of the video, no inference (the feed's own ceiling)
   stream  run_stream on a 640×480 video: decode + preprocess + infer + head, end to end
 and prints stream / raw (target >= 0.9: capture and preprocessing hide behind inference).
@@ -10,6 +11,7 @@ decodes is capped by capture. Alternates the runs `--repeats` times and reports 
 busy machine penalises all alike.
 
     python scripts/bench_stream.py --bundle bundles/onnx-fp32 --out stream_bench.json
+    python scripts/bench_stream.py --bundle bundles/openvino-fp32 --workers 2
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import os
 import platform
 import statistics
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -49,19 +52,35 @@ def write_video(path: Path, frames: int) -> Path:
     return path
 
 
-def raw_fps(runtime: edgevision.runtimes.Runtime, video: Path, iterations: int) -> float:
+def raw_fps(runtime: edgevision.runtimes.Runtime, video: Path, iterations: int, workers: int = 1) -> float:
+    """Frames per second of the engine alone: `workers` threads, each inferring on its own fork."""
     capture = cv2.VideoCapture(str(video))
     ok, frame = capture.read()
     capture.release()
     if not ok:
         raise SystemExit(f"cannot read {video}")
     batch = preprocess_batch([frame], runtime.bundle.manifest.preprocess, runtime.input_spec)
-    for _ in range(20):
-        runtime.infer(batch)
-    start = time.perf_counter()
-    for _ in range(iterations):
-        runtime.infer(batch)
-    return iterations / (time.perf_counter() - start)
+    forks = [runtime.fork() for _ in range(workers - 1)]
+    handles = [runtime, *forks]
+    share = iterations // workers
+
+    def loop(handle: edgevision.runtimes.Runtime, count: int) -> None:
+        for _ in range(count):
+            handle.infer(batch)
+
+    try:
+        for handle in handles:
+            loop(handle, 20)
+        threads = [threading.Thread(target=loop, args=(handle, share)) for handle in handles]
+        start = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return share * workers / (time.perf_counter() - start)
+    finally:
+        for fork in forks:
+            fork.close()
 
 
 def cpu_seconds(before: os.times_result, after: os.times_result) -> float:
@@ -84,10 +103,10 @@ def capture_fps(runtime: edgevision.runtimes.Runtime, video: Path) -> tuple[floa
     return frames / elapsed, cpu_seconds(before, after) * 1e3 / frames
 
 
-def open_runtime(bundle: Path, name: str | None, threads: int | None) -> edgevision.runtimes.Runtime:
+def open_runtime(bundle: Path, name: str | None, threads: int | None, workers: int = 1) -> edgevision.runtimes.Runtime:
     """The runtime as `edgevision run` opens it for a stream (stream_options: no spinning threads)."""
     loaded = Bundle.load(bundle)
-    options = stream_options(runtime_name(loaded, name), threads)
+    options = stream_options(runtime_name(loaded, name), threads, workers)
     return edgevision.load_runtime(loaded, name, options=options)
 
 
@@ -96,22 +115,24 @@ def main() -> None:
     parser.add_argument("--bundle", required=True, type=Path)
     parser.add_argument("--runtime", help="engine (default: the bundle's own)")
     parser.add_argument("--threads", type=int, help="engine threads (default: the engine's)")
+    parser.add_argument("--workers", type=int, default=1, help="frames inferred at once (StreamConfig.workers)")
     parser.add_argument("--frames", type=int, default=300, help="frames in the generated video")
     parser.add_argument("--video", type=Path, help="use this 640×480 video instead of generating one")
     parser.add_argument("--repeats", type=int, default=3, help="alternating raw/stream runs; medians are reported")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp, open_runtime(args.bundle, args.runtime, args.threads) as runtime:
+    runtime = open_runtime(args.bundle, args.runtime, args.threads, args.workers)
+    with tempfile.TemporaryDirectory() as tmp, runtime:
         video = args.video or write_video(Path(tmp) / "bench.mp4", args.frames)
         raws, captures, capture_cpus, streams, summaries, cores = [], [], [], [], [], []
         for _ in range(args.repeats):
-            raws.append(raw_fps(runtime, video, args.frames))
+            raws.append(raw_fps(runtime, video, args.frames, args.workers))
             fps, cpu_ms = capture_fps(runtime, video)
             captures.append(fps)
             capture_cpus.append(cpu_ms)
             before, start = os.times(), time.perf_counter()
-            summary = run_stream(runtime, str(video), config=StreamConfig(handle_signals=False))
+            summary = run_stream(runtime, str(video), config=StreamConfig(handle_signals=False, workers=args.workers))
             after, wall = os.times(), time.perf_counter() - start
             cores.append(cpu_seconds(before, after) / wall)
             streams.append(summary.fps)
@@ -126,6 +147,7 @@ def main() -> None:
         result = {
             "bundle": str(args.bundle), "format": runtime.bundle.manifest.format.value,
             "input": list(runtime.input_spec.shape), "runtime": runtime.name, "threads": args.threads,
+            "workers": args.workers,
             "video": {"width": WIDTH, "height": HEIGHT, "frames": median_summary.frames,
                       "kb_per_frame": round(video.stat().st_size / 1024 / median_summary.frames, 1)},
             "raw_fps": round(raw, 2), "capture_fps": round(capture, 2), "stream_fps": round(stream, 2),
@@ -138,7 +160,7 @@ def main() -> None:
             "stream_cpu_cores_used": [round(c, 2) for c in cores],
             "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_avg": list(os.getloadavg())},
         }
-    print(f"{runtime.name} on {args.bundle} (input {result['input']}):")
+    print(f"{runtime.name} on {args.bundle} (input {result['input']}, {args.workers} worker(s)):")
     print(f"  raw inference  {raw:8.1f} FPS  ({1000 / raw:.2f} ms per frame)")
     print(f"  capture alone  {capture:8.1f} FPS  (640×480 decode + preprocess, no inference; "
           f"{capture_cpu_ms:.2f} CPU ms a frame)")

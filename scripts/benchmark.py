@@ -100,7 +100,7 @@ def main() -> None:
     log(f"edgevision benchmark on {machine['cpu_model']} ({machine['cpus']} CPUs), load average {machine['load_start']}")
     digits = make_digits_folder(args.work / "digits", size=args.train_size)
     results = [run_model(PLANS[name], digits, args) for name in names]
-    stream = None if args.no_stream else run_stream_benchmarks(results, args.work)
+    stream = None if args.no_stream else run_stream_benchmarks(results, args.work, args.quiet_wait)
     machine["load_end"] = [round(v, 2) for v in os.getloadavg()]
     payload = {
         "command": " ".join(["python", "scripts/benchmark.py", *sys.argv[1:]]),
@@ -242,26 +242,31 @@ def evaluate_targets(plan: ModelPlan, result: dict) -> list[dict]:
     return targets
 
 
-def run_stream_benchmarks(results: list[dict], work: Path) -> list[dict]:
+def run_stream_benchmarks(results: list[dict], work: Path, quiet_wait: float) -> list[dict]:
     """scripts/bench_stream.py on a 640×480 video for a few 224×224 bundles (in a subprocess each).
 
-    The uncompressed FP32 bundles are inference-bound (the case the 0.9 target is about); the
-    compressed ones show what happens once inference is faster than decoding a frame.
+    The uncompressed FP32 bundles are inference-bound (the case the 0.9 target is about), each with
+    one worker and with two (StreamConfig.workers: two frames in flight sharing the engine's threads);
+    the compressed ones show what happens once inference is faster than decoding a frame.
     """
     chosen = []
     for result in results:
         bundles = result["bundles_224"]
         if result["architecture"] == "resnet18":
-            chosen += [(result, LABELS[key], bundles[key]) for key in ("ov_fp32", "ort_fp32") if key in bundles]
+            chosen += [(result, LABELS[key], bundles[key], workers)
+                       for key in ("ov_fp32", "ort_fp32") if key in bundles for workers in (1, 2)]
         if result["best_engine"] in bundles:
-            chosen.append((result, LABELS[result["best_engine"]], bundles[result["best_engine"]]))
+            chosen.append((result, LABELS[result["best_engine"]], bundles[result["best_engine"]], 1))
     measured = []
-    for result, label, bundle in chosen:
+    for result, label, bundle, workers in chosen:
         title = result["title"]
-        log(f"stream: {title} {label} (640×480 video, {THREADS} engine threads)")
-        out = work / "stream" / f"{result['architecture']}-{Path(bundle).name}.json"
+        others = wait_for_quiet(max_wait_s=quiet_wait, threshold_cores=QUIET_CORES, log=log)
+        log(f"stream: {title} {label} (640×480 video, {THREADS} engine threads, {workers} worker(s); "
+            f"other processes using {_cores(others)} cores)")
+        out = work / "stream" / f"{result['architecture']}-{Path(bundle).name}-w{workers}.json"
         command = [sys.executable, str(REPO / "scripts" / "bench_stream.py"), "--bundle", bundle,
-                   "--threads", str(THREADS), "--repeats", str(STREAM_REPEATS), "--frames", "300", "--out", str(out)]
+                   "--threads", str(THREADS), "--workers", str(workers), "--repeats", str(STREAM_REPEATS),
+                   "--frames", "300", "--out", str(out)]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
@@ -271,8 +276,9 @@ def run_stream_benchmarks(results: list[dict], work: Path) -> list[dict]:
         data = json.loads(out.read_text())
         log(f"    raw {data['raw_fps']:.1f} FPS, capture alone {data['capture_fps']:.1f} FPS, "
             f"stream {data['stream_fps']:.1f} FPS, stream/raw {data['ratio']:.3f}")
-        measured.append({"model": title, "bundle_label": label, "repeats": STREAM_REPEATS, **{k: data[k] for k in (
-            "bundle", "runtime", "threads", "raw_fps", "capture_fps", "capture_cpu_ms", "shared_cpu_bound",
+        measured.append({"model": title, "bundle_label": label, "repeats": STREAM_REPEATS,
+                         "others_cores_before": others, **{k: data[k] for k in (
+            "bundle", "runtime", "threads", "workers", "raw_fps", "capture_fps", "capture_cpu_ms", "shared_cpu_bound",
             "stream_fps", "ratio", "ratio_to_ceiling", "video",
             "raw_fps_runs", "capture_fps_runs", "stream_fps_runs", "stream_cpu_cores_used")},
             "stage_mean_ms": data["stream_summary"].get("stage_mean_ms", {})})

@@ -30,6 +30,10 @@ def run_command(
         None, "--device", "-d", help="'auto' or a device profile name: picks the runtime and threads."
     ),
     threads: int | None = typer.Option(None, "--threads", "-t", min=1, help="Engine threads (default: the engine's)."),
+    workers: int = typer.Option(
+        1, "--workers", "-w", min=1,
+        help="Frames inferred at once, sharing the engine threads: more throughput, more latency per frame.",
+    ),
     top_k: int = typer.Option(5, "--top-k", "-k", min=1, help="Labels kept per frame."),
     jsonl: Path | None = typer.Option(None, "--jsonl", help="Write one JSON line per frame to this file."),
     save_video: Path | None = typer.Option(None, "--save-video", help="Write an annotated .mp4 (mp4v) here."),
@@ -58,8 +62,8 @@ def run_command(
         err_console.print("[yellow]note:[/] no display here (headless or OpenCV without GUI); not showing a window.")
         display = False
     status = _StatusLine()
-    config = StreamConfig(head=HeadOptions(top_k=top_k), max_frames=max_frames)
-    options = stream_options(resolve_runtime(loaded, runtime_name), threads)
+    config = StreamConfig(head=HeadOptions(top_k=top_k), max_frames=max_frames, workers=workers)
+    options = stream_options(resolve_runtime(loaded, runtime_name), threads, workers)
     with _log_to(err_console), load_runtime(loaded, runtime_name, options=options) as engine:
         sinks: list[Sink] = []
         if jsonl is not None:

@@ -64,16 +64,28 @@ def runtime_name(bundle: Bundle, runtime: str | None = None) -> str:
     return runtime or DEFAULT_RUNTIME[bundle.manifest.format]
 
 
-def stream_options(runtime: str, threads: int | None = None) -> RuntimeOptions:
-    """`runtime`'s options for sharing the cores with a capture thread: no spinning idle threads.
+def stream_options(runtime: str, threads: int | None = None, workers: int = 1) -> RuntimeOptions:
+    """`runtime`'s options for a stream: sharing the cores with a capture thread, and with `workers` forks.
 
     Engines that spin by default (ONNX Runtime) get it turned off; the others' defaults already yield.
+    `threads` is the total for all `workers` (None: the engine's default for one, every core for
+    several). OpenVINO's forks share one compiled model with a stream each (throughput mode); the
+    other engines load one copy per worker, each with its share of the threads.
     """
     from dataclasses import fields
 
+    from ..errors import ConfigError
+
+    if workers < 1:
+        raise ConfigError(f"workers must be 1 or more, got {workers}.")
     options_type = RUNTIMES.get(runtime).options_type
-    quiet = {"allow_spinning": False} if "allow_spinning" in {f.name for f in fields(options_type)} else {}
-    return options_type(threads=threads, **quiet)
+    names = {f.name for f in fields(options_type)}
+    settings: dict[str, object] = {"allow_spinning": False} if "allow_spinning" in names else {}
+    if workers > 1 and "streams" in names:
+        settings |= {"streams": workers, "performance_hint": "THROUGHPUT"}
+    elif workers > 1:
+        threads = max(1, (threads or os.cpu_count() or workers) // workers)
+    return options_type(threads=threads, **settings)
 
 
 def available_runtimes() -> dict[str, bool]:

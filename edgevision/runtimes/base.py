@@ -85,6 +85,14 @@ class Runtime(ABC):
     def close(self) -> None:
         """Free engine resources (idempotent)."""
 
+    def fork(self) -> Runtime:
+        """Another handle on this bundle that a second thread can infer with at the same time.
+
+        Close it separately. This loads the bundle again with the same options; engines whose loaded
+        model serves several requests at once (OpenVINO) override it to share the model instead.
+        """
+        return type(self)(self.bundle, self.options)
+
     # -- shared behaviour -------------------------------------------------------------------
     @property
     def input_spec(self) -> InputSpec:

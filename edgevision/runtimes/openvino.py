@@ -7,6 +7,7 @@ told otherwise, and `engine_precision` reports what the compiled model actually 
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, ClassVar
@@ -14,7 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .._optional import require
-from ..errors import ConfigError, did_you_mean
+from ..errors import ConfigError, RuntimeEngineError, did_you_mean
 from ..types import Format, Precision
 from .base import Runtime, RuntimeOptions
 
@@ -40,6 +41,9 @@ class OpenVINOOptions(RuntimeOptions):
     performance_hint: PerformanceHint | str = PerformanceHint.LATENCY
     precision_hint: InferencePrecision | str | None = None
     device: str = "CPU"
+    # Requests the compiled model runs at once, `threads` split between them (None: the hint's
+    # choice). Forks (Runtime.fork) share the model, so give them a stream each.
+    streams: int | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -50,6 +54,8 @@ class OpenVINOOptions(RuntimeOptions):
             object.__setattr__(self, "precision_hint", precision)
         if not self.device.strip():
             raise ConfigError("device must name an OpenVINO device such as 'CPU', 'GPU' or 'AUTO'.")
+        if self.streams is not None and self.streams < 1:
+            raise ConfigError(f"streams must be 1 or more, got {self.streams}.")
 
 
 class OpenVINORuntime(Runtime):
@@ -72,6 +78,8 @@ class OpenVINORuntime(Runtime):
         config: dict[str, Any] = {"PERFORMANCE_HINT": self.options.performance_hint.value}
         if self.options.threads:
             config["INFERENCE_NUM_THREADS"] = self.options.threads
+        if self.options.streams:
+            config["NUM_STREAMS"] = self.options.streams
         hint = self.requested_precision
         if hint is not None:
             config["INFERENCE_PRECISION_HINT"] = hint.value
@@ -102,6 +110,14 @@ class OpenVINORuntime(Runtime):
     def _run(self, batch: np.ndarray) -> np.ndarray:
         results = self._request.infer({0: batch}, share_inputs=True, share_outputs=False)
         return results[0]
+
+    def fork(self) -> OpenVINORuntime:
+        """A handle with its own infer request on the same compiled model (weights are not loaded twice)."""
+        if self._compiled is None:
+            raise RuntimeEngineError("This OpenVINO runtime is closed; open the bundle again to fork it.")
+        twin = copy.copy(self)
+        twin._request = self._compiled.create_infer_request()
+        return twin
 
     def close(self) -> None:
         self._request = None

@@ -4,8 +4,10 @@ capture thread: read frame → preprocess (the bundle's own spec) → queue
 calling thread: queue → runtime.infer → task head → sinks
 
 Reading and decoding the next frame overlaps inference of the current one (OpenCV and the
-engines release the GIL). A live source drops its *oldest* queued frame when inference falls
-behind and is reopened with exponential back-off when it fails; a file drops nothing and ends
+engines release the GIL). With `workers` > 1 that many threads (the calling one included) each
+take frames from the queue and infer on their own handle (`Runtime.fork`), so several frames are
+in flight; results still reach the sinks one at a time, in frame order. A live source drops its
+*oldest* queued frame when inference falls behind and is reopened with exponential back-off when it fails; a file drops nothing and ends
 the run at its last frame. Ctrl-C / SIGTERM stop the run cleanly: the source is released and
 every sink flushed and closed before `run()` returns its summary.
 """
@@ -73,6 +75,10 @@ class StreamConfig:
     # OpenCV's worker threads during the run (restored after). Resizing one frame is too small to
     # gain from them, and their spinning takes the cores the engine is using. None: leave OpenCV be.
     opencv_threads: int | None = 1
+    # Frames inferred at once, each on its own thread and runtime handle. More than 1 trades each
+    # frame's latency for throughput: open the runtime with stream_options(name, threads, workers)
+    # so the workers share the engine's threads instead of each taking all of them.
+    workers: int = 1
 
     def __post_init__(self) -> None:
         if self.queue_size < 1:
@@ -81,6 +87,8 @@ class StreamConfig:
             raise ConfigError(f"max_frames must be 1 or more, got {self.max_frames}.")
         if self.opencv_threads is not None and self.opencv_threads < 0:
             raise ConfigError(f"opencv_threads must be 0 or more (0 and 1: no worker threads), got {self.opencv_threads}.")
+        if self.workers < 1:
+            raise ConfigError(f"workers must be 1 or more, got {self.workers}.")
 
 
 @dataclass(frozen=True)
@@ -122,8 +130,14 @@ class StreamPipeline:
         self._end_reason: EndReason | None = None
         self._reason_lock = threading.Lock()
         self._capture_error: BaseException | None = None
+        self._worker_error: BaseException | None = None
         self._failed_attempts = 0
         self._started = False
+        # Frames are numbered as workers take them; results are written in that order.
+        self._take_lock = threading.Lock()
+        self._taken = 0
+        self._turn = threading.Condition()
+        self._written = 0
 
     def stop(self) -> None:
         """Ask the run to end after the frame in progress (safe from any thread or a signal handler)."""
@@ -136,16 +150,25 @@ class StreamPipeline:
             raise StreamError("A StreamPipeline runs once; create a new one for another run.")
         self._started = True
         capture = threading.Thread(target=self._capture_loop, name="edgevision-capture", daemon=True)
+        forks: list[Runtime] = []
+        workers: list[threading.Thread] = []
         try:
             with self._signal_handlers(), limit_opencv_threads(self.config.opencv_threads):
                 if not self.source.is_open:
                     self.source.open()
+                forks = [self.runtime.fork() for _ in range(self.config.workers - 1)]
                 for sink in self.sinks:
                     sink.start(source_fps=self.source.fps)
                 capture.start()
-                self._inference_loop()
+                workers = [threading.Thread(target=self._worker_loop, args=(fork,), name=f"edgevision-infer-{i}",
+                                            daemon=True) for i, fork in enumerate(forks, start=1)]
+                for worker in workers:
+                    worker.start()
+                self._inference_loop(self.runtime)
         finally:
-            self._shutdown(capture)
+            self._shutdown(capture, workers, forks)
+        if self._worker_error is not None:
+            raise self._worker_error
         if self._capture_error is not None:
             error = self._capture_error
             if isinstance(error, EdgeVisionError):
@@ -153,30 +176,41 @@ class StreamPipeline:
             raise StreamError(f"Reading {self.source.description} failed: {error}") from error
         return self.metrics.summary(source=self.source.description, end_reason=self._end_reason or EndReason.STOPPED)
 
-    # -- the calling thread: inference, head, sinks -----------------------------------------
-    def _inference_loop(self) -> None:
-        limit = self.config.max_frames
-        while True:
-            item = self._queue.get(timeout=0.1)
-            if item is CLOSED or self._stop.is_set():
-                return
-            if item is None:  # nothing yet: a slow camera, or capture is reconnecting
-                continue
-            result = self._process(item)
-            if self.sinks:
-                stats = self.metrics.live()
-                for sink in self.sinks:
-                    sink.write(result, item.frame, stats)
-            if limit is not None and self.metrics.frames >= limit:
-                self._note_end(EndReason.MAX_FRAMES)
-                return
-            if any(sink.wants_stop for sink in self.sinks):
-                self._note_end(EndReason.STOPPED)
-                return
+    # -- inference: the calling thread, and any extra workers --------------------------------
+    def _inference_loop(self, runtime: Runtime) -> None:
+        """Take frames, infer, then write each result in its turn; returns when the run ends."""
+        try:
+            while (taken := self._take()) is not None:
+                ticket, item = taken
+                result, done = self._process(runtime, item)
+                if not self._write_in_turn(ticket, result, item, done):
+                    return
+        except BaseException:
+            self._stop.set()  # the other workers stop too, and none waits for this frame's turn
+            raise
 
-    def _process(self, item: _Captured) -> FrameResult:
+    def _worker_loop(self, runtime: Runtime) -> None:
+        try:
+            self._inference_loop(runtime)
+        except BaseException as exc:  # noqa: BLE001 - handed to run() and re-raised there
+            if self._worker_error is None:
+                self._worker_error = exc
+
+    def _take(self) -> tuple[int, _Captured] | None:
+        """The next frame and its place in the output order; None once the run is over."""
+        with self._take_lock:
+            while True:
+                item = self._queue.get(timeout=0.1)
+                if item is CLOSED or self._stop.is_set():
+                    return None
+                if item is None:  # nothing yet: a slow camera, or capture is reconnecting
+                    continue
+                self._taken += 1
+                return self._taken - 1, item
+
+    def _process(self, runtime: Runtime, item: _Captured) -> tuple[FrameResult, float]:
         start = time.perf_counter()
-        outputs = self.runtime.infer(item.tensor)
+        outputs = runtime.infer(item.tensor)
         inferred = time.perf_counter()
         height, width = item.frame.shape[:2]
         payload = self.head(outputs[0], FrameMeta(item.index, item.captured_at, width, height))
@@ -185,8 +219,37 @@ class StreamPipeline:
                                infer_ms=(inferred - start) * 1e3, postprocess_ms=(done - inferred) * 1e3)
         result = FrameResult(index=item.index, captured_at=item.captured_at, payload=payload, timings=timings,
                              latency_ms=(done - item.captured) * 1e3)
+        return result, done
+
+    def _write_in_turn(self, ticket: int, result: FrameResult, item: _Captured, done: float) -> bool:
+        """Record and write `result` once every earlier frame is written; False when the run ends."""
+        with self._turn:
+            while self._written != ticket:
+                if self._stop.is_set():
+                    return False
+                self._turn.wait(0.05)
+            try:
+                return self._write(result, item, done)
+            finally:
+                self._written += 1
+                self._turn.notify_all()
+
+    def _write(self, result: FrameResult, item: _Captured, done: float) -> bool:
         self.metrics.record_result(result, done)
-        return result
+        if self.sinks:
+            stats = self.metrics.live()
+            for sink in self.sinks:
+                sink.write(result, item.frame, stats)
+        limit = self.config.max_frames
+        if limit is not None and self.metrics.frames >= limit:
+            self._note_end(EndReason.MAX_FRAMES)
+            self._stop.set()
+            return False
+        if any(sink.wants_stop for sink in self.sinks):
+            self._note_end(EndReason.STOPPED)
+            self._stop.set()
+            return False
+        return True
 
     # -- the capture thread -----------------------------------------------------------------
     def _capture_loop(self) -> None:
@@ -267,9 +330,16 @@ class StreamPipeline:
             if self._end_reason is None:
                 self._end_reason = reason
 
-    def _shutdown(self, capture: threading.Thread) -> None:
+    def _shutdown(
+        self, capture: threading.Thread, workers: Sequence[threading.Thread], forks: Sequence[Runtime]
+    ) -> None:
         self._stop.set()
         self._queue.close()
+        for worker in workers:  # each finishes the frame it is inferring
+            worker.join(timeout=30.0)
+        if not any(worker.is_alive() for worker in workers):  # else an engine call hangs: leave it be
+            for fork in forks:
+                fork.close()
         if capture.is_alive():
             capture.join(timeout=5.0)
         if capture.is_alive():  # stuck inside a blocking read: releasing under it could crash the process

@@ -10,7 +10,6 @@ import pytest
 from typer.testing import CliRunner
 
 from edgevision.cli import app
-from tests.stream.videos import digit_video  # noqa: F401 - a shared session fixture
 
 runner = CliRunner()
 
@@ -26,6 +25,18 @@ def test_run_writes_results_video_and_a_summary(onnx_bundle, digit_video, tmp_pa
     lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
     assert len(lines) == 20 and len(lines[0]["top_k"]) == 2
     assert video.stat().st_size > 10_000
+
+
+def test_workers_flag_gives_the_same_results_in_frame_order(onnx_bundle, digit_video, tmp_path):
+    runs = {}
+    for workers in ("1", "2"):
+        jsonl = tmp_path / f"w{workers}.jsonl"
+        result = runner.invoke(app, ["run", str(onnx_bundle.path), "--source", str(digit_video), "--jsonl", str(jsonl),
+                                     "--workers", workers, "--threads", "2", "--no-display"])
+        assert result.exit_code == 0, result.output
+        runs[workers] = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert [line["index"] for line in runs["2"]] == list(range(len(runs["1"])))
+    assert [line["top_k"][0]["label"] for line in runs["2"]] == [line["top_k"][0]["label"] for line in runs["1"]]
 
 
 def test_display_asked_for_headless_is_skipped_with_a_note(onnx_bundle, digit_video, monkeypatch):

@@ -95,6 +95,33 @@ class RuntimeContract:
             assert two.options.threads == 2
             np.testing.assert_allclose(two.infer(batch), runtime.infer(batch), rtol=1e-3, atol=1e-3)
 
+    def test_forks_infer_at_the_same_time_with_the_same_numbers(self, bundle):
+        """What StreamConfig.workers relies on: a fork runs beside its original and closes on its own."""
+        import threading
+
+        from edgevision.runtimes import stream_options
+
+        options = stream_options(self.runtime_name, 2, workers=2)
+        with load_runtime(bundle, self.runtime_name, options=options) as first:
+            batches = [self._batch(first, 2) * (i + 1) for i in range(4)]
+            expected = [first.infer(batch) for batch in batches]
+            fork = first.fork()
+            got: dict[str, list[np.ndarray]] = {}
+
+            def infer_all(key: str, handle) -> None:  # noqa: ANN001
+                got[key] = [handle.infer(batch) for batch in batches for _ in range(3)][::3]
+
+            threads = [threading.Thread(target=infer_all, args=item) for item in (("first", first), ("fork", fork))]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            fork.close()
+            for key in ("first", "fork"):
+                for logits, want in zip(got[key], expected, strict=True):
+                    np.testing.assert_allclose(logits, want, rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(first.infer(batches[0]), expected[0], rtol=1e-5, atol=1e-5)
+
     def test_invalid_threads_rejected(self, bundle):
         with pytest.raises(errors.ConfigError, match="threads"):
             load_runtime(bundle, self.runtime_name, threads=0)

@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 pytest.importorskip("onnxruntime")
@@ -39,3 +41,14 @@ def test_stream_options_turn_spinning_off_only_where_an_engine_has_it():
     options = stream_options("onnxruntime", 2)
     assert isinstance(options, ONNXRuntimeOptions) and options.allow_spinning is False and options.threads == 2
     assert stream_options("torch", 1).threads == 1  # no spinning switch: the engine's own options, threads set
+
+
+def test_stream_options_split_the_threads_between_workers():
+    from edgevision.errors import ConfigError
+    from edgevision.runtimes import stream_options
+
+    assert stream_options("onnxruntime", 4, workers=2).threads == 2  # one session per worker
+    assert stream_options("onnxruntime", 1, workers=3).threads == 1
+    assert stream_options("onnxruntime", None, workers=2).threads == max(1, (os.cpu_count() or 2) // 2)
+    with pytest.raises(ConfigError, match="workers"):
+        stream_options("onnxruntime", 2, workers=0)

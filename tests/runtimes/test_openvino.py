@@ -15,7 +15,9 @@ from .contract import RuntimeContract
 
 ov = pytest.importorskip("openvino")
 
-from edgevision.runtimes.openvino import InferencePrecision, OpenVINOOptions, OpenVINORuntime  # noqa: E402
+from edgevision.runtimes.openvino import (  # noqa: E402
+    InferencePrecision, OpenVINOOptions, OpenVINORuntime, PerformanceHint,
+)
 
 
 def _export(trained_model, digits, tmp_path_factory, precision: str) -> Bundle:
@@ -75,6 +77,20 @@ class TestOpenVINOFP32(RuntimeContract):
         batch = _images(runtime, 5)
         with load_runtime(bundle, "openvino", options=options) as engine:
             np.testing.assert_allclose(engine.infer(batch), runtime.infer(batch), rtol=1e-4, atol=1e-4)
+
+    def test_stream_options_give_each_worker_a_stream_of_one_model(self, bundle):
+        from edgevision.runtimes import stream_options
+
+        options = stream_options("openvino", 2, workers=2)
+        assert options.streams == 2 and options.performance_hint is PerformanceHint.THROUGHPUT and options.threads == 2
+        with load_runtime(bundle, "openvino", options=options) as engine:
+            assert engine._compiled.get_property("NUM_STREAMS") == 2
+            fork = engine.fork()
+            assert fork._compiled is engine._compiled and fork._request is not engine._request
+            fork.close()
+            assert engine.infer(_images(engine)).shape[0] == 4  # the original still runs
+        with pytest.raises(errors.ConfigError, match="streams"):
+            OpenVINOOptions(streams=0)
 
     @pytest.mark.parametrize(("option", "value", "choices"), [
         ("precision_hint", "fp64", "f32, f16, bf16"),

@@ -201,3 +201,62 @@ def test_negative_opencv_threads_is_a_config_error():
 
     with pytest.raises(ConfigError, match="opencv_threads"):
         StreamConfig(opencv_threads=-1)
+
+
+def test_two_workers_give_the_same_results_in_frame_order(runtime, digit_video):
+    one: list[FrameResult] = []
+    two: list[FrameResult] = []
+    run_stream(runtime, str(digit_video), sinks=[CallbackSink(one.append)])
+    summary = run_stream(runtime, str(digit_video), sinks=[CallbackSink(two.append)], config=StreamConfig(workers=2))
+    assert summary.frames == FRAMES and summary.end_reason is EndReason.END_OF_FILE and summary.dropped == 0
+    assert [r.index for r in two] == list(range(FRAMES))
+    assert [r.payload.top1.label for r in two] == [r.payload.top1.label for r in one]
+    np.testing.assert_allclose([r.payload.top1.score for r in two], [r.payload.top1.score for r in one], rtol=1e-5)
+
+
+def test_workers_stop_at_max_frames_with_every_earlier_frame_written(runtime, digits, tmp_path):
+    frames = [digit_frame(d, width=160, height=120) for d in digit_images(digits.val)]
+    jsonl = JsonLinesSink(tmp_path / "r.jsonl")
+    config = StreamConfig(workers=3, max_frames=7)
+    summary = run_stream(runtime, ListSource(frames, count=60), sinks=[jsonl], config=config)
+    written = [json.loads(line)["index"] for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert summary.frames == 7 and summary.end_reason is EndReason.MAX_FRAMES and written == list(range(7))
+
+
+class _FailingFork:
+    """A fork whose engine breaks on its third frame: the error must end the run, not hang it."""
+
+    def __init__(self, runtime) -> None:  # noqa: ANN001
+        self.runtime, self.calls, self.closed = runtime, 0, False
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        from edgevision.errors import RuntimeEngineError
+
+        self.calls += 1
+        if self.calls == 3:
+            raise RuntimeEngineError("engine fell over")
+        return self.runtime.infer(batch)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_failing_worker_ends_the_run_with_its_error(runtime, digits, tmp_path, monkeypatch):
+    from edgevision.errors import RuntimeEngineError
+
+    forks: list[_FailingFork] = []
+    monkeypatch.setattr(runtime, "fork", lambda: forks.append(_FailingFork(runtime)) or forks[-1])
+    frames = [digit_frame(d, width=160, height=120) for d in digit_images(digits.val)]
+    source = ListSource(frames, count=200, live=False)
+    jsonl = JsonLinesSink(tmp_path / "r.jsonl")
+    with pytest.raises(RuntimeEngineError, match="fell over"):
+        run_stream(runtime, source, sinks=[jsonl], config=StreamConfig(workers=2))
+    assert len(forks) == 1 and forks[0].closed
+    assert not source.is_open and jsonl.closed
+
+
+def test_workers_below_one_is_a_config_error():
+    from edgevision.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="workers"):
+        StreamConfig(workers=0)

@@ -13,6 +13,7 @@ import argparse
 import importlib.util
 
 import edgevision
+from edgevision.runtimes import stream_options
 from edgevision.stream import CallbackSink, CaptureOptions, StreamConfig, open_source, run_stream
 
 
@@ -35,7 +36,8 @@ def main() -> None:
         if result.index % 30 == 0:  # about once a second at 30 FPS
             print(f"frame {result.index}: {result.payload.caption()}  ({result.latency_ms:.0f} ms)")
 
-    with edgevision.load_runtime(bundle, runtime_name, threads=args.threads) as runtime:
+    # stream_options: engine threads that yield the cores to capture when idle (no spinning).
+    with edgevision.load_runtime(bundle, runtime_name, options=stream_options(runtime_name, args.threads)) as runtime:
         summary = run_stream(runtime, source, sinks=[CallbackSink(report)],
                              config=StreamConfig(max_frames=args.max_frames))
     print(f"{summary.frames} frames via {runtime_name} from {summary.source}: {summary.fps:.1f} FPS, "

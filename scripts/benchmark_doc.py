@@ -223,6 +223,7 @@ def _stream_section(stream: list[dict] | None) -> list[str]:
                      f"{item['capture_fps']:.1f} ({item['capture_cpu_ms']:.2f}) | {item['stream_fps']:.1f} | "
                      f"{item['ratio']:.3f} | {met} | {bound:.3f} | {item['ratio'] / bound:.2f} | {infer} | {others} |")
     preprocess = [i["stage_mean_ms"]["preprocess_ms"] for i in stream if "preprocess_ms" in i.get("stage_mean_ms", {})]
+    preprocess = [min(preprocess)] if preprocess else []
     lines += ["", *_stream_notes(reachable, capped, max(preprocess, default=None)), ""]
     return lines
 
@@ -248,9 +249,10 @@ def _stream_notes(reachable: list[dict], capped: list[dict], preprocess_ms: floa
                      f"{STREAM_MIN_RATIO} × raw is out of reach by arithmetic before any pipeline overhead; it "
                      "takes a free core for capture and capture faster than inference (a camera delivering raw "
                      "or hardware-decoded frames), or a larger model.")
-    cost = "" if preprocess_ms is None else f" at most {preprocess_ms:.2f} ms in these runs"
-    notes.append(f"- Preprocessing a 640×480 frame costs{cost} (OpenCV resize, then one `cv2.transform` for "
-                 "colour order and normalisation). During a run the pipeline keeps OpenCV to one thread "
+    cost = "" if preprocess_ms is None else (f" took {preprocess_ms:.2f} ms or more of wall time in the capture "
+                                             "thread in these runs, sharing the cores with the engine")
+    notes.append("- Preprocessing a 640×480 frame (OpenCV resize, then one `cv2.transform` for colour order and "
+                 f"normalisation){cost}. During a run the pipeline keeps OpenCV to one thread "
                  "(`StreamConfig.opencv_threads`) and FFmpeg decodes files on one thread "
                  "(`CaptureOptions.decode_threads`); ONNX Runtime rows open the engine with thread spinning off "
                  "(`edgevision.runtimes.stream_options`, as `edgevision run` does; the latency "

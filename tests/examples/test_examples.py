@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -46,6 +47,14 @@ def test_video_file_example_writes_its_outputs(onnx_bundle, digit_video, tmp_pat
     assert len(jsonl.read_text().splitlines()) == 60 and video.stat().st_size > 10_000
 
 
+def test_video_file_example_with_two_workers_keeps_frame_order(onnx_bundle, digit_video, tmp_path):
+    jsonl = tmp_path / "r.jsonl"
+    done = run_example("video_file", "--bundle", str(onnx_bundle.path), "--source", str(digit_video),
+                       "--jsonl", str(jsonl), "--workers", "2")
+    assert done.returncode == 0, done.stderr
+    assert [json.loads(line)["index"] for line in jsonl.read_text().splitlines()] == list(range(60))
+
+
 def test_a_bad_source_fails_with_one_clear_line(onnx_bundle):
     done = run_example("video_file", "--bundle", str(onnx_bundle.path), "--source", "no_such_clip.mp4")
     assert done.returncode != 0 and "StreamError: Video file no_such_clip.mp4 does not exist" in done.stderr
@@ -58,5 +67,6 @@ def test_examples_are_short_and_use_only_the_public_api(name):
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("edgevision"):
             assert not any(part.startswith("_") for part in node.module.split(".")), node.module
-            assert node.module in {"edgevision", "edgevision.stream", "edgevision.errors"}, node.module
+            assert node.module in {"edgevision", "edgevision.stream", "edgevision.errors", "edgevision.runtimes"}, \
+                node.module
             assert not any(alias.name.startswith("_") for alias in node.names)

@@ -80,7 +80,8 @@ def run_command(
         with Live(status.text, console=console, refresh_per_second=4, transient=True) as live:
             status.live = live
             summary = pipeline.run()
-        console.print(_summary_table(summary, engine.name, jsonl, save_video))
+        engine_text = engine.name if workers == 1 else f"{engine.name}, {workers} workers (frames in flight)"
+        console.print(_summary_table(summary, engine_text, jsonl, save_video))
     if summary.end_reason is EndReason.SOURCE_LOST:
         err_console.print(f"[bold red]error:[/] lost {summary.source} and could not reopen it.")
         raise typer.Exit(1)

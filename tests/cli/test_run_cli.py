@@ -34,6 +34,7 @@ def test_workers_flag_gives_the_same_results_in_frame_order(onnx_bundle, digit_v
         result = runner.invoke(app, ["run", str(onnx_bundle.path), "--source", str(digit_video), "--jsonl", str(jsonl),
                                      "--workers", workers, "--threads", "2", "--no-display"])
         assert result.exit_code == 0, result.output
+        assert ("2 workers" in result.output) == (workers == "2")
         runs[workers] = [json.loads(line) for line in jsonl.read_text().splitlines()]
     assert [line["index"] for line in runs["2"]] == list(range(len(runs["1"])))
     assert [line["top_k"][0]["label"] for line in runs["2"]] == [line["top_k"][0]["label"] for line in runs["1"]]

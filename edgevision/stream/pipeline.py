@@ -235,21 +235,28 @@ class StreamPipeline:
                 self._turn.notify_all()
 
     def _write(self, result: FrameResult, item: _Captured, done: float) -> bool:
+        if self._finished():  # a frame written before this one ended the run; another worker's is in flight
+            return False
         self.metrics.record_result(result, done)
         if self.sinks:
             stats = self.metrics.live()
             for sink in self.sinks:
                 sink.write(result, item.frame, stats)
-        limit = self.config.max_frames
-        if limit is not None and self.metrics.frames >= limit:
-            self._note_end(EndReason.MAX_FRAMES)
-            self._stop.set()
-            return False
-        if any(sink.wants_stop for sink in self.sinks):
-            self._note_end(EndReason.STOPPED)
+        if self._finished():
             self._stop.set()
             return False
         return True
+
+    def _finished(self) -> bool:
+        """Whether max_frames results are written or a sink asked to stop (noting which)."""
+        limit = self.config.max_frames
+        if limit is not None and self.metrics.frames >= limit:
+            self._note_end(EndReason.MAX_FRAMES)
+            return True
+        if any(sink.wants_stop for sink in self.sinks):
+            self._note_end(EndReason.STOPPED)
+            return True
+        return False
 
     # -- the capture thread -----------------------------------------------------------------
     def _capture_loop(self) -> None:

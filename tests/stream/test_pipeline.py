@@ -94,7 +94,8 @@ def test_file_source_never_drops_even_when_inference_is_slow(runtime, digits):
     assert source.releases == 1 and not source.is_open
 
 
-def test_live_source_drops_oldest_when_inference_falls_behind(runtime, digits):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_live_source_drops_oldest_when_inference_falls_behind(runtime, digits, workers):
     frames = [digit_frame(d, width=160, height=120) for d in digit_images(digits.val)]
     source = ListSource(frames, count=400, live=True, interval_s=0.001)
     indices: list[int] = []
@@ -103,7 +104,7 @@ def test_live_source_drops_oldest_when_inference_falls_behind(runtime, digits):
         indices.append(result.index)
         time.sleep(0.02)
 
-    summary = run_stream(runtime, source, sinks=[CallbackSink(slow)], config=StreamConfig(max_frames=15))
+    summary = run_stream(runtime, source, sinks=[CallbackSink(slow)], config=StreamConfig(max_frames=15, workers=workers))
     assert summary.frames == 15 and summary.dropped > 0
     assert indices == sorted(indices) and indices[-1] > 15  # newer frames replaced stale ones
     assert summary.frames + summary.dropped <= summary.captured
@@ -117,11 +118,12 @@ def test_drop_policy_can_be_forced(runtime, digits):
     assert summary.frames == 25 and summary.dropped == 0
 
 
-def test_stop_from_another_thread_ends_cleanly(runtime, digits, tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_stop_from_another_thread_ends_cleanly(runtime, digits, tmp_path, workers):
     frames = [digit_frame(d, width=160, height=120) for d in digit_images(digits.val)]
     source = ListSource(frames, count=10**6, live=True, interval_s=0.002)
     jsonl = JsonLinesSink(tmp_path / "r.jsonl")
-    pipeline = StreamPipeline(runtime, source, sinks=[jsonl])
+    pipeline = StreamPipeline(runtime, source, sinks=[jsonl], config=StreamConfig(workers=workers))
     timer = threading.Timer(0.5, pipeline.stop)
     timer.start()
     summary = pipeline.run()

@@ -7,9 +7,9 @@ Reading and decoding the next frame overlaps inference of the current one (OpenC
 engines release the GIL). With `workers` > 1 that many threads (the calling one included) each
 take frames from the queue and infer on their own handle (`Runtime.fork`), so several frames are
 in flight; results still reach the sinks one at a time, in frame order. A live source drops its
-*oldest* queued frame when inference falls behind and is reopened with exponential back-off when it fails; a file drops nothing and ends
-the run at its last frame. Ctrl-C / SIGTERM stop the run cleanly: the source is released and
-every sink flushed and closed before `run()` returns its summary.
+*oldest* queued frame when inference falls behind and is reopened with exponential back-off when
+it fails; a file drops nothing and ends the run at its last frame. Ctrl-C / SIGTERM stop the run
+cleanly: the source is released and every sink flushed and closed before `run()` returns its summary.
 """
 
 from __future__ import annotations

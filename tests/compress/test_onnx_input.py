@@ -13,7 +13,6 @@ ort = pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from edgevision import PreprocessSpec  # noqa: E402
-from edgevision.bundle import Bundle  # noqa: E402
 from edgevision.compress.calibration import CalibrationConfig  # noqa: E402
 from edgevision.compress.onnx_input import OnnxModel, export_onnx_model  # noqa: E402
 from edgevision.compress.quantize import quantize  # noqa: E402
@@ -21,6 +20,7 @@ from edgevision.data.folder import ImageFolder  # noqa: E402
 from edgevision.errors import CompressionError, ConfigError  # noqa: E402
 from edgevision.preprocess import preprocess_batch  # noqa: E402
 from edgevision.types import Format, Layout, Precision  # noqa: E402
+from tests.compress.engine_accuracy import engine_accuracy  # noqa: E402
 
 LABELS = [str(d) for d in range(10)]
 SPEC = PreprocessSpec(size=(32, 32))
@@ -82,17 +82,6 @@ def onnx_model(outside_onnx: Path) -> OnnxModel:
     return OnnxModel.open(outside_onnx, labels=LABELS, preprocess=SPEC, name="centroids")
 
 
-def _accuracy(bundle: Bundle, data: Path) -> float:
-    from edgevision.runtimes import load_runtime
-
-    folder = ImageFolder.open(data, labels=bundle.manifest.labels)
-    correct = 0
-    with load_runtime(bundle) as engine:
-        for images, labels in folder.batches(64):
-            correct += int(np.sum(engine.predict(images).argmax(1) == labels))
-    return correct / len(folder)
-
-
 def test_open_reads_the_input_from_the_graph(onnx_model: OnnxModel) -> None:
     assert (onnx_model.input_name, onnx_model.output_name) == ("pixels", "scores")
     assert onnx_model.layout is Layout.NCHW and onnx_model.dynamic_batch
@@ -138,13 +127,13 @@ def test_float_bundles_match_the_original(onnx_model: OnnxModel, digits, tmp_pat
     ov = export_onnx_model(onnx_model, tmp_path / "ov16", format=Format.OPENVINO, precision=Precision.FP16)
     assert ov.manifest.format is Format.OPENVINO and ov.manifest.precision is Precision.FP16
     assert ov.parity_passed and ov.manifest.parity.engine == "openvino"
-    assert _accuracy(fp32, digits.val) > 0.7  # the centroid classifier really classifies
+    assert engine_accuracy(fp32, digits.val) > 0.7  # the centroid classifier really classifies
 
 
 def test_int8_from_onnx_is_quantised_and_benched(onnx_model: OnnxModel, digits, small_train: Path, tmp_path: Path) -> None:
     from edgevision.bench import BenchConfig, bench
 
-    original = _accuracy(export_onnx_model(onnx_model, tmp_path / "fp32"), digits.val)
+    original = engine_accuracy(export_onnx_model(onnx_model, tmp_path / "fp32"), digits.val)
     bundle = quantize(
         onnx_model, tmp_path / "int8", format=Format.ONNX, calibration=CalibrationConfig(data=small_train),
         validation=digits.val, max_accuracy_drop=0.02,
@@ -154,7 +143,7 @@ def test_int8_from_onnx_is_quantised_and_benched(onnx_model: OnnxModel, digits, 
     assert bundle.parity_passed and bundle.manifest.parity.top1_agreement >= 0.98
     quantized_ops = {node.op_type for node in onnx.load(str(bundle.model_path)).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= quantized_ops
-    assert _accuracy(bundle, digits.val) >= original - 0.02
+    assert engine_accuracy(bundle, digits.val) >= original - 0.02
     report = bench([bundle], config=BenchConfig(isolate=False, iterations=5, warmup=1))
     (row,) = report.rows
     assert (row.runtime, row.precision, row.engine_precision) == ("onnxruntime", "int8", "int8")

@@ -16,28 +16,17 @@ from edgevision.compress.calibration import (
     OrtCalibrationReader,
 )
 from edgevision.compress.quantize import INT8_MIN_TOP1_AGREEMENT, int8_speed_verdict, quantize
-from edgevision.data.folder import ImageFolder
 from edgevision.errors import ConfigError
 from edgevision.types import Format, Layout, Precision
+from tests.compress.engine_accuracy import engine_accuracy
 
 BUDGET = 0.015  # 1.5 points of top-1
-
-
-def _engine_accuracy(bundle: Bundle, data: Path) -> float:
-    from edgevision.runtimes import load_runtime
-
-    folder = ImageFolder.open(data, labels=bundle.manifest.labels)
-    correct = 0
-    with load_runtime(bundle) as engine:
-        for images, labels in folder.batches(64):
-            correct += int(np.sum(engine.predict(images).argmax(1) == labels))
-    return correct / len(folder)
 
 
 @pytest.fixture(scope="module")
 def original_accuracy(onnx_bundle, digits) -> float:
     """The FP32 model's val accuracy (its parity-checked ONNX bundle, which agrees with torch)."""
-    return _engine_accuracy(onnx_bundle, digits.val)
+    return engine_accuracy(onnx_bundle, digits.val)
 
 
 @pytest.fixture(scope="module", params=[Format.ONNX, Format.OPENVINO, Format.TFLITE])
@@ -63,7 +52,7 @@ def test_int8_bundle_runs_within_the_accuracy_budget(int8_bundle: Bundle, origin
     assert int8_bundle.parity_passed
     assert manifest.parity.min_top1_agreement == INT8_MIN_TOP1_AGREEMENT
     assert manifest.parity.engine_precision.startswith("int8")
-    assert _engine_accuracy(int8_bundle, digits.val) >= original_accuracy - BUDGET
+    assert engine_accuracy(int8_bundle, digits.val) >= original_accuracy - BUDGET
     assert Bundle.load(int8_bundle.path).size_bytes < 0.5 * 44e6  # resnet18 FP32 weights are ≈ 44 MB
 
 

@@ -21,7 +21,6 @@ import copy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from ..errors import CompressionError, ConfigError, did_you_mean
 from ..model import TrainedModel
 from ..train import evaluate_torch
 from .measure import LatencyConfig, ModelStats, count_macs_params, measure
+from .._compat.enum import StrEnum
 
 #: Called after each pruning step: (step, steps, MACs after / MACs before).
 ProgressCallback = Callable[[int, int, float], None]

@@ -1,17 +1,22 @@
 """The demo data set: scikit-learn's bundled handwritten digits written as an ImageFolder.
 
 8×8 grey digits (1,797 of them, shipped inside scikit-learn, no download) become dark ink on
-light paper, upscaled to `size`×`size` RGB PNGs with a seeded, stratified train/val split.
+light paper, upscaled to `size`×`size` RGB PNGs with a seeded, stratified train/val/test split:
+train fits the weights, val chooses (epochs, checkpoints, thresholds, accuracy control, parity),
+test reports, and nothing ever chooses anything on it.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from ..errors import ConfigError
 
 LABELS = tuple(str(d) for d in range(10))
 _STAMP = "digits.json"
@@ -20,15 +25,22 @@ _STAMP = "digits.json"
 @dataclass(frozen=True)
 class DigitsSplit:
     train: Path
-    val: Path
+    val: Path  # the selection split
+    test: Path  # the held-out split every published accuracy is measured on
     labels: tuple[str, ...] = LABELS
 
 
-def make_digits_folder(root: str | Path, *, size: int = 32, val_fraction: float = 0.2, seed: int = 0) -> DigitsSplit:
-    """Write (or reuse, if already written with the same settings) root/{train,val}/<digit>/*.png."""
+def make_digits_folder(
+    root: str | Path, *, size: int = 32, val_fraction: float = 0.15, test_fraction: float = 0.2, seed: int = 0
+) -> DigitsSplit:
+    """Write (or reuse, if already written with the same settings) root/{train,val,test}/<digit>/*.png."""
+    if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise ConfigError(
+            f"val_fraction ({val_fraction}) and test_fraction ({test_fraction}) must each lie in (0, 1) and sum below 1."
+        )
     root = Path(root)
-    settings = {"size": size, "val_fraction": val_fraction, "seed": seed, "version": 1}
-    split = DigitsSplit(train=root / "train", val=root / "val")
+    settings = {"size": size, "val_fraction": val_fraction, "test_fraction": test_fraction, "seed": seed, "version": 2}
+    split = DigitsSplit(train=root / "train", val=root / "val", test=root / "test")
     stamp = root / _STAMP
     if stamp.is_file() and json.loads(stamp.read_text()) == settings:
         return split
@@ -37,10 +49,15 @@ def make_digits_folder(root: str | Path, *, size: int = 32, val_fraction: float 
 
     digits = load_digits()
     indices = np.arange(len(digits.target))
-    train_idx, val_idx = train_test_split(
-        indices, test_size=val_fraction, random_state=seed, stratify=digits.target
+    rest_idx, test_idx = train_test_split(
+        indices, test_size=test_fraction, random_state=seed, stratify=digits.target
     )
-    for part, chosen in (("train", train_idx), ("val", val_idx)):
+    train_idx, val_idx = train_test_split(
+        rest_idx, test_size=val_fraction / (1 - test_fraction), random_state=seed, stratify=digits.target[rest_idx]
+    )
+    for part in ("train", "val", "test"):
+        shutil.rmtree(root / part, ignore_errors=True)  # a stale layout must not leak images between splits
+    for part, chosen in (("train", train_idx), ("val", val_idx), ("test", test_idx)):
         for label in LABELS:
             (root / part / label).mkdir(parents=True, exist_ok=True)
         for i in chosen:

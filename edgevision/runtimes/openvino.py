@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any, ClassVar
 
 import numpy as np
@@ -18,6 +17,7 @@ from .._optional import require
 from ..errors import ConfigError, RuntimeEngineError, did_you_mean
 from ..types import Format, Precision
 from .base import Runtime, RuntimeOptions
+from .._compat.enum import StrEnum
 
 #: Device names OpenVINO composes from others; they never appear in `available_devices`.
 VIRTUAL_DEVICES = frozenset({"AUTO", "HETERO", "MULTI", "BATCH"})

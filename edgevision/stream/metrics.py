@@ -12,13 +12,13 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 import numpy as np
 
 from ..errors import ConfigError
 from .results import STAGES, FrameResult, StageTimings
+from .._compat.enum import StrEnum
 
 
 class EndReason(StrEnum):

@@ -21,7 +21,6 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 
 import numpy as np
 
@@ -34,6 +33,7 @@ from .metrics import EndReason, StreamMetrics, StreamSummary
 from .results import FrameMeta, FrameResult, StageTimings
 from .sinks import Sink
 from .sources import Source, parse_source
+from .._compat.enum import StrEnum
 
 logger = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """Enumerations shared by every stage (typed options instead of free strings)."""
 
 from __future__ import annotations
-from ._compat.enum import StrEnum
 
+from ._compat.enum import StrEnum
 
 
 class Format(StrEnum):

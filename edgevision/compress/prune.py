@@ -24,12 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._compat.enum import StrEnum
 from .._optional import require
 from ..errors import CompressionError, ConfigError, did_you_mean
 from ..model import TrainedModel
 from ..train import evaluate_torch
 from .measure import LatencyConfig, ModelStats, count_macs_params, measure
-from .._compat.enum import StrEnum
 
 #: Called after each pruning step: (step, steps, MACs after / MACs before).
 ProgressCallback = Callable[[int, int, float], None]

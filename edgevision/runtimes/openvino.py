@@ -13,11 +13,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .._compat.enum import StrEnum
 from .._optional import require
 from ..errors import ConfigError, RuntimeEngineError, did_you_mean
 from ..types import Format, Precision
 from .base import Runtime, RuntimeOptions
-from .._compat.enum import StrEnum
 
 #: Device names OpenVINO composes from others; they never appear in `available_devices`.
 VIRTUAL_DEVICES = frozenset({"AUTO", "HETERO", "MULTI", "BATCH"})

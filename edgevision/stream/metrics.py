@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from .._compat.enum import StrEnum
 from ..errors import ConfigError
 from .results import STAGES, FrameResult, StageTimings
-from .._compat.enum import StrEnum
 
 
 class EndReason(StrEnum):

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._compat.enum import StrEnum
 from ..errors import ConfigError, EdgeVisionError, StreamError
 from ..preprocess import preprocess_batch
 from ..runtimes.base import Runtime
@@ -33,7 +34,6 @@ from .metrics import EndReason, StreamMetrics, StreamSummary
 from .results import FrameMeta, FrameResult, StageTimings
 from .sinks import Sink
 from .sources import Source, parse_source
-from .._compat.enum import StrEnum
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +126,11 @@ class StreamPipeline:
         live = self.source.is_live
         self.drop_policy = config.drop_policy or (DropPolicy.DROP_OLDEST if live else DropPolicy.BLOCK)
         self._queue: FrameQueue[_Captured] = FrameQueue(config.queue_size)
+        # `_stop`: take no more frames (stop(), max_frames, a sink's stop, the end of the run); frames
+        # already taken are still written in order. `_abort`: a worker failed, so a frame's turn may
+        # never come; nobody waits for one.
         self._stop = threading.Event()
+        self._abort = threading.Event()
         self._end_reason: EndReason | None = None
         self._reason_lock = threading.Lock()
         self._capture_error: BaseException | None = None
@@ -140,7 +144,10 @@ class StreamPipeline:
         self._written = 0
 
     def stop(self) -> None:
-        """Ask the run to end after the frame in progress (safe from any thread or a signal handler)."""
+        """Ask the run to end after the frames in progress (safe from any thread or a signal handler).
+
+        No new frame is taken; every frame already taken is inferred and written, in order.
+        """
         self._note_end(EndReason.STOPPED)
         self._stop.set()
 
@@ -186,7 +193,8 @@ class StreamPipeline:
                 if not self._write_in_turn(ticket, result, item, done):
                     return
         except BaseException:
-            self._stop.set()  # the other workers stop too, and none waits for this frame's turn
+            self._abort.set()  # none waits for this frame's turn, which will never come
+            self._stop.set()  # and the other workers take no more frames
             raise
 
     def _worker_loop(self, runtime: Runtime) -> None:
@@ -222,10 +230,14 @@ class StreamPipeline:
         return result, done
 
     def _write_in_turn(self, ticket: int, result: FrameResult, item: _Captured, done: float) -> bool:
-        """Record and write `result` once every earlier frame is written; False when the run ends."""
+        """Record and write `result` once every earlier frame is written; False when the run ends.
+
+        A stop does not skip the wait: an earlier frame still in flight is written first, so the
+        output has no gaps. Only an abort (a failed worker, whose frame never arrives) does.
+        """
         with self._turn:
             while self._written != ticket:
-                if self._stop.is_set():
+                if self._abort.is_set():
                     return False
                 self._turn.wait(0.05)
             try:

@@ -110,6 +110,42 @@ def test_live_source_drops_oldest_when_inference_falls_behind(runtime, digits, w
     assert summary.frames + summary.dropped <= summary.captured
 
 
+class _SlowEngine:
+    """A runtime whose every inference takes at least `seconds` (a big model on a small board)."""
+
+    def __init__(self, runtime, seconds: float) -> None:  # noqa: ANN001
+        self.runtime, self.seconds = runtime, seconds
+
+    def __getattr__(self, name: str):  # noqa: ANN204 - bundle, input_spec, close: the real runtime's
+        return getattr(self.runtime, name)
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        time.sleep(self.seconds)
+        return self.runtime.infer(batch)
+
+    def fork(self) -> _SlowEngine:
+        return _SlowEngine(self.runtime.fork(), self.seconds)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_slow_engine_on_a_live_source_gets_the_newest_frames(runtime, digits, workers):
+    """Behind a slow engine, a live queue keeps the newest frames: each inference starts on a frame captured
+    moments before, not one that waited out the previous inference, so capture → result latency stays bounded."""
+    frames = [digit_frame(d, width=160, height=120) for d in digit_images(digits.val)[:20]]
+    source = ListSource(frames, count=10**6, live=True, interval_s=0.001)
+    results: list[FrameResult] = []
+    slow_infer_s = 0.1
+    config = StreamConfig(max_frames=12, queue_size=2, workers=workers, handle_signals=False)
+    summary = run_stream(_SlowEngine(runtime, slow_infer_s), source, sinks=[CallbackSink(results.append)], config=config)
+    assert summary.frames == 12 and summary.dropped > 0
+    assert [r.index for r in results] == sorted(r.index for r in results)
+    # How long each frame waited between capture and the start of its inference. A queue that kept its oldest
+    # frames would hand over one captured a whole inference (100 ms) earlier.
+    waited_ms = [r.latency_ms - r.timings.infer_ms - r.timings.postprocess_ms for r in results[workers:]]
+    assert float(np.median(waited_ms)) < slow_infer_s * 1e3 / 2
+    assert max(r.latency_ms for r in results[workers:]) < 2 * slow_infer_s * 1e3 + 200
+
+
 def test_drop_policy_can_be_forced(runtime, digits):
     frames = [digit_frame(d, width=160, height=120) for d in digit_images(digits.val)]
     source = ListSource(frames, count=25, live=True)
@@ -216,13 +252,55 @@ def test_two_workers_give_the_same_results_in_frame_order(runtime, digit_video):
     np.testing.assert_allclose([r.payload.top1.score for r in two], [r.payload.top1.score for r in one], rtol=1e-5)
 
 
+def _max_frames_run(runtime, frames, path, *, workers: int, live: bool = False) -> tuple[list[int], object]:
+    jsonl = JsonLinesSink(path)
+    config = StreamConfig(workers=workers, max_frames=7, handle_signals=False)
+    summary = run_stream(runtime, ListSource(frames, count=60, live=live), sinks=[jsonl], config=config)
+    return [json.loads(line)["index"] for line in path.read_text().splitlines()], summary
+
+
 def test_workers_stop_at_max_frames_with_every_earlier_frame_written(runtime, digits, tmp_path):
     frames = [digit_frame(d, width=160, height=120) for d in digit_images(digits.val)]
-    jsonl = JsonLinesSink(tmp_path / "r.jsonl")
-    config = StreamConfig(workers=3, max_frames=7)
-    summary = run_stream(runtime, ListSource(frames, count=60), sinks=[jsonl], config=config)
-    written = [json.loads(line)["index"] for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    written, summary = _max_frames_run(runtime, frames, tmp_path / "r.jsonl", workers=3)
     assert summary.frames == 7 and summary.end_reason is EndReason.MAX_FRAMES and written == list(range(7))
+
+
+@pytest.mark.slow
+def test_max_frames_with_workers_never_loses_a_frame_in_300_runs(runtime, digits, tmp_path):
+    """The race this guards: the calling thread finished first and the shutdown dropped the frames other
+    workers still had in flight (6 of 7 written, end reason 'stopped')."""
+    frames = [digit_frame(d, width=160, height=120) for d in digit_images(digits.val)[:20]]
+    failures = []
+    for run in range(300):
+        workers = 1 + run % 4
+        written, summary = _max_frames_run(runtime, frames, tmp_path / f"{run}.jsonl", workers=workers)
+        if written != list(range(7)) or summary.frames != 7 or summary.end_reason is not EndReason.MAX_FRAMES:
+            failures.append((run, workers, written, summary.frames, summary.end_reason))
+    assert failures == []
+
+
+@pytest.mark.slow
+def test_stop_with_workers_writes_every_frame_taken_in_order_in_100_runs(runtime, digits, tmp_path):
+    """stop() mid-run: no new frame is taken, every frame already taken is written, without gaps."""
+    frames = [digit_frame(d, width=160, height=120) for d in digit_images(digits.val)[:20]]
+    rng = np.random.default_rng(0)
+    failures = []
+    for run in range(100):
+        workers = 1 + run % 4
+        path = tmp_path / f"{run}.jsonl"
+        pipeline = StreamPipeline(runtime, ListSource(frames, count=10**6, live=run % 2 == 0),
+                                  sinks=[JsonLinesSink(path)], config=StreamConfig(workers=workers, handle_signals=False))
+        timer = threading.Timer(float(rng.uniform(0.01, 0.1)), pipeline.stop)
+        timer.start()
+        summary = pipeline.run()
+        timer.join()
+        written = [json.loads(line)["index"] for line in path.read_text().splitlines()]
+        in_order = written == sorted(written) and len(set(written)) == len(written)
+        if not in_order or len(written) != summary.frames or summary.end_reason is not EndReason.STOPPED:
+            failures.append((run, workers, written, summary.frames, summary.end_reason))
+        elif run % 2 == 1 and written != list(range(len(written))):  # a file drops nothing: no gaps
+            failures.append((run, workers, written, summary.frames, summary.end_reason))
+    assert failures == []
 
 
 class _FailingFork:

@@ -11,9 +11,12 @@ def train_with_progress(out: Path, *, arch: str, size: int, epochs: int, threads
     from ..train import TrainConfig, train_classifier
     from .console import console, progress
 
+    from ..model import build_architecture
+
+    config = TrainConfig(architecture=arch, input_size=size, epochs=epochs, threads=threads, seed=seed)
+    build_architecture(arch, num_classes=10)  # an unknown architecture fails before anything is written
     console.print(f"writing the digits data set to {out / 'data'} …")
     split = make_digits_folder(out / "data", size=size, seed=seed)
-    config = TrainConfig(architecture=arch, input_size=size, epochs=epochs, threads=threads, seed=seed)
     with progress() as bar:
         task = bar.add_task(f"training {arch}", total=epochs)
 

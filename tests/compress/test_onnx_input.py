@@ -188,7 +188,8 @@ def _centroid_classifier(
     nodes: list = []
     initializers: list = []
     _features(nodes, initializers)
-    feature_model = _graph(nodes, initializers, input_shape=["n", 3, *size], output="f", output_dim=8 * (size[0] // 2) * (size[1] // 2))
+    features_per_image = 8 * (size[0] // 2) * (size[1] // 2)
+    feature_model = _graph(nodes, initializers, input_shape=["n", 3, *size], output="f", output_dim=features_per_image)
     session = ort.InferenceSession(feature_model.SerializeToString(), providers=["CPUExecutionProvider"])
     from edgevision.bundle import InputSpec
 
@@ -240,7 +241,7 @@ def _check_int8_bundle(out: Path, digits, *, size: tuple[int, int], labels: list
         ("minus-one-batch", [-1, 3, 32, 32], (32, 32), []),
         ("dynamic-hw", ["batch", 3, "height", "width"], (32, 32), ["--size", "32"]),
         ("non-square", [1, 3, 24, 40], (24, 40), []),
-        ("non-square-dynamic", [-1, 3, -1, -1], (24, 40), ["--size", "24x40"]),
+        ("non-square-dynamic", [-1, 3, -1, -1], (24, 40), ["--size", "24x40", "--export", "onnx,openvino"]),
     ],
 )
 def test_cli_compresses_real_world_onnx_to_int8(digits, tmp_path: Path, case: str, declared: list, size, flags) -> None:
@@ -249,6 +250,13 @@ def test_cli_compresses_real_world_onnx_to_int8(digits, tmp_path: Path, case: st
     assert result.exit_code == 0, (result.output, result.exception)
     _check_int8_bundle(tmp_path / "out", digits, size=size, labels=LABELS)
     assert "INT8" in result.output  # the speed verdict is printed
+    if "openvino" in flags[-1]:  # a dynamic H/W graph reaches OpenVINO with the input fixed to --size
+        from edgevision.bundle import Bundle
+
+        openvino = Bundle.load(tmp_path / "out" / "openvino-int8")
+        assert openvino.manifest.input.shape[2:] == size
+        assert engine_accuracy(openvino, digits.test) >= engine_accuracy(Bundle.load(tmp_path / "out" / "onnx-fp32"),
+                                                                          digits.test) - 0.03
 
 
 @pytest.mark.parametrize(
@@ -306,9 +314,11 @@ def test_preprocessing_flags_are_recorded_in_the_manifest(digits, tmp_path: Path
     flags = preprocess_from_flags(size="32", color="bgr", resize="shorter_side_center_crop", resize_shorter=36,
                                   mean="127.5,127.5,127.5", std="127.5,127.5,127.5", scale="1")
     spec = flags.spec((32, 32))
-    assert (spec.color_order, spec.resize, spec.resize_shorter, spec.scale) == (ColorOrder.BGR, ResizePolicy.SHORTER_SIDE_CENTER_CROP, 36, 1.0)
+    assert (spec.color_order, spec.resize) == (ColorOrder.BGR, ResizePolicy.SHORTER_SIDE_CENTER_CROP)
+    assert (spec.resize_shorter, spec.scale, spec.mean) == (36, 1.0, (127.5,) * 3)
     with pytest.raises(ConfigError, match="--mean takes three"):
-        preprocess_from_flags(size=None, color="rgb", resize="resize", resize_shorter=None, mean="0.5", std="1,1,1", scale="1/255")
+        preprocess_from_flags(size=None, color="rgb", resize="resize", resize_shorter=None, mean="0.5", std="1,1,1",
+                              scale="1/255")
     model = _centroid_classifier(digits.train, tmp_path / "m.onnx", declared_shape=["n", 3, 32, 32], size=(32, 32))
     from typer.testing import CliRunner
 

@@ -66,6 +66,8 @@ class _Package(ModuleType):
     raised "'module' object is not callable". The binding is skipped for these names: the
     function stays the public attribute; the sub-package is still importable by name
     (`from edgevision.export import ParityConfig`, `importlib.import_module("edgevision.export")`).
+    One form cannot tell them apart: `import edgevision.export as m` reads the attribute, so `m`
+    is the function; import the sub-package's names with `from edgevision.export import ...`.
     """
 
     def __setattr__(self, name: str, value: Any) -> None:

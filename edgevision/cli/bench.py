@@ -30,6 +30,10 @@ def bench_command(
     from ..bench.report import save_report, to_table
     from .console import console, progress
 
+    if data is not None:  # a broken folder fails now, not after every row was timed
+        from .outputs import check_image_folder
+
+        check_image_folder(data, option="--data")
     config = BenchConfig(
         warmup=warmup, iterations=iterations, batch_size=batch_size, threads=parse_threads(threads), data=data,
     )

@@ -90,7 +90,7 @@ def test_compress_with_broken_data_writes_nothing(checkpoint, broken_folders, tm
 
 def test_bench_with_broken_data_writes_no_report(onnx_bundle, broken_folders, tmp_path: Path) -> None:
     out = tmp_path / "new" / "report"
-    result = runner.invoke(app, ["bench", str(onnx_bundle.path), "-n", "2", "--warmup", "1", "--data",
+    result = runner.invoke(app, ["bench", str(onnx_bundle.path), "-n", "5", "--warmup", "1", "--data",
                                  str(broken_folders["corrupt"]), "-o", str(out)])
     assert result.exit_code != 0 and isinstance(result.exception, errors.EdgeVisionError)
     assert "a.png" in str(result.exception) or "corrupt" in str(result.exception)

@@ -160,7 +160,7 @@ class OnnxModel:
         height_axis = 2 if self.layout is Layout.NCHW else 1
         if self.dynamic_batch:
             dims[0].dim_param = "batch"  # setting the oneof field clears a -1 or 0 dim_value
-        for axis, value in zip((height_axis, height_axis + 1), self.input_size):
+        for axis, value in zip((height_axis, height_axis + 1), self.input_size, strict=True):
             if not _fixed(dims[axis]):
                 dims[axis].dim_value = value
         onnx.save(proto, str(path))

@@ -7,7 +7,9 @@ first used, so ``import edgevision`` works on a device without torch.
 
 from __future__ import annotations
 
+import sys
 from importlib import import_module
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from . import errors as errors
@@ -53,6 +55,28 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(list(globals()) + list(_LAZY))
+
+
+class _Package(ModuleType):
+    """`edgevision.export` and `edgevision.bench` stay the functions, whatever was imported first.
+
+    Importing a sub-package binds it on its parent (`import edgevision.export` sets the
+    attribute `edgevision.export` to the module), which would replace the function of the same
+    name, so `from edgevision.export import ParityConfig` followed by `edgevision.export(...)`
+    raised "'module' object is not callable". The binding is skipped for these names: the
+    function stays the public attribute; the sub-package is still importable by name
+    (`from edgevision.export import ParityConfig`, `importlib.import_module("edgevision.export")`).
+    One form cannot tell them apart: `import edgevision.export as m` reads the attribute, so `m`
+    is the function; import the sub-package's names with `from edgevision.export import ...`.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _LAZY and isinstance(value, ModuleType) and value.__name__ == f"{__name__}.{name}":
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 __all__ = [

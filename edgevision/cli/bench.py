@@ -6,9 +6,11 @@ from pathlib import Path
 
 import typer
 
+from .outputs import removes_outputs_on_failure
+
 
 def register(app: typer.Typer) -> None:
-    app.command("bench")(bench_command)
+    app.command("bench")(removes_outputs_on_failure("out")(bench_command))
 
 
 def bench_command(
@@ -28,6 +30,10 @@ def bench_command(
     from ..bench.report import save_report, to_table
     from .console import console, progress
 
+    if data is not None:  # a broken folder fails now, not after every row was timed
+        from .outputs import check_image_folder
+
+        check_image_folder(data, option="--data")
     config = BenchConfig(
         warmup=warmup, iterations=iterations, batch_size=batch_size, threads=parse_threads(threads), data=data,
     )

@@ -6,9 +6,11 @@ from pathlib import Path
 
 import typer
 
+from .outputs import removes_outputs_on_failure
+
 
 def register(app: typer.Typer) -> None:
-    app.command("compress")(compress_command)
+    app.command("compress")(removes_outputs_on_failure("out")(compress_command))
 
 
 def compress_command(
@@ -25,8 +27,18 @@ def compress_command(
     max_accuracy_drop: float = typer.Option(0.01, help="Largest top-1 loss allowed vs the original (fraction)."),
     calibration_images: int = typer.Option(300, help="Calibration images for INT8."),
     ignored_scope: str = typer.Option("", help="Comma-separated module names kept in float (e.g. fc)."),
-    labels: str = typer.Option(None, help="ONNX input only: comma-separated labels (default: the data folder's)."),
-    size: int = typer.Option(None, help="ONNX input only: the input size, if the graph does not fix it."),
+    labels: str = typer.Option(None, help="ONNX input only: comma-separated labels in output order (default: the "
+                               "model's metadata, else the data folder's sorted names)."),
+    size: str = typer.Option(None, help="ONNX input only: input size as N or HxW (height x width, e.g. 48x192); "
+                             "needed when the graph's height/width are dynamic."),
+    color: str = typer.Option("rgb", help="ONNX input only: channel order the model takes: rgb or bgr."),
+    resize: str = typer.Option("resize", help="ONNX input only: resize (stretch to the size) or "
+                               "shorter_side_center_crop (shorter side to --resize-shorter, then a centre crop)."),
+    resize_shorter: int = typer.Option(None, help="ONNX input only: shorter side before the centre crop "
+                                       "(default: the larger of H and W)."),
+    mean: str = typer.Option("0.485,0.456,0.406", help="ONNX input only: per-channel mean, after --scale."),
+    std: str = typer.Option("0.229,0.224,0.225", help="ONNX input only: per-channel std, after --scale."),
+    scale: str = typer.Option("1/255", help="ONNX input only: pixel multiplier before mean/std (1 keeps 0..255)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing output folder."),
 ) -> None:
     """Make a model smaller and faster without losing what it learned; fails if accuracy drops too much."""
@@ -42,7 +54,12 @@ def compress_command(
                 "Pruning and distillation need the torch model (its layers and weights); an .onnx file can only be "
                 "quantised, converted and benched. Pass the .pt checkpoint, or drop --prune/--distill."
             )
-        compress_onnx(model, data=data, out=out, quantize=quantize, formats=export_formats, labels=labels, size=size,
+        from .compress_onnx import preprocess_from_flags
+
+        preprocess = preprocess_from_flags(size=size, color=color, resize=resize, resize_shorter=resize_shorter,
+                                           mean=mean, std=std, scale=scale)
+        compress_onnx(model, data=data, out=out, quantize=quantize, formats=export_formats, labels=labels,
+                      preprocess=preprocess, max_accuracy_drop=max_accuracy_drop,
                       calibration_images=calibration_images, force=force)
         return
     recipe_obj = _recipe(recipe, prune_ratio, importance, distill_flag, epochs, quantize, export_formats,

@@ -1,48 +1,210 @@
-"""`edgevision compress model.onnx`: an ONNX model from any framework → quantised/converted bundles + bench."""
+"""`edgevision compress model.onnx`: an ONNX model from any framework → quantised/converted bundles + bench.
+
+Everything the file cannot say (size when dynamic, labels when its metadata has none, the
+preprocessing) comes from flags and is recorded in each bundle's manifest. Inputs are checked
+before the output folder exists; INT8 bundles go through the same accuracy guard and get the
+same "is INT8 faster here?" verdict as the torch path.
+"""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..bundle import PreprocessSpec
+
+#: Formats an ONNX file can become here (TFLite needs the torch model: litert-torch).
+ONNX_REACHABLE = ("onnx", "openvino")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PreprocessFlags:
+    """The preprocessing flags, parsed; `size` (height, width) is None when the graph is to fix it."""
+
+    size: tuple[int, int] | None
+    fields: tuple[tuple[str, Any], ...]
+
+    def spec(self, size: tuple[int, int]) -> PreprocessSpec:
+        from pydantic import ValidationError
+
+        from ..bundle import PreprocessSpec
+        from ..errors import ConfigError
+
+        try:
+            return PreprocessSpec(size=size, **dict(self.fields))
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            raise ConfigError(f"Invalid preprocessing ({error['loc'][0]}): {error['msg']}.") from None
+
+
+def preprocess_from_flags(
+    *, size: str | None, color: str, resize: str, resize_shorter: int | None, mean: str, std: str, scale: str,
+) -> PreprocessFlags:
+    """Parse the CLI's preprocessing flags (sizes are HxW: height first, as PreprocessSpec.size)."""
+    from ..types import ColorOrder, ResizePolicy, parse_one_enum
+
+    fields: dict[str, Any] = {
+        "color_order": parse_one_enum(ColorOrder, color.upper(), option="color"),
+        "resize": parse_one_enum(ResizePolicy, resize, option="resize"),
+        "resize_shorter": resize_shorter,
+        "mean": _floats(mean, option="--mean"),
+        "std": _floats(std, option="--std"),
+        "scale": _number(scale, option="--scale"),
+    }
+    return PreprocessFlags(size=parse_size(size) if size else None, fields=tuple(fields.items()))
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'32' → (32, 32); '48x192' → (48, 192): height × width."""
+    from ..errors import ConfigError
+
+    parts = text.lower().replace("×", "x").split("x")
+    if len(parts) in (1, 2) and all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        height, width = (int(parts[0]), int(parts[-1]))
+        return height, width
+    raise ConfigError(f"--size takes N or HxW (height x width, e.g. 48x192), got {text!r}.")
+
+
+def _floats(text: str, *, option: str) -> tuple[float, float, float]:
+    from ..errors import ConfigError
+
+    values = [_number(p, option=option) for p in text.split(",") if p.strip()]
+    if len(values) != 3:
+        raise ConfigError(f"{option} takes three comma-separated numbers (one per channel), got {text!r}.")
+    return values[0], values[1], values[2]
+
+
+def _number(text: str, *, option: str) -> float:
+    from ..errors import ConfigError
+
+    numerator, _, denominator = text.strip().partition("/")
+    try:
+        value = float(numerator) / (float(denominator) if denominator else 1.0)
+    except (ValueError, ZeroDivisionError):
+        raise ConfigError(f"{option} takes a number or a fraction like 1/255, got {text!r}.") from None
+    return value
 
 
 def compress_onnx(
-    model: Path, *, data: Path | None, out: Path, quantize: str, formats: str, labels: str | None, size: int | None,
-    calibration_images: int, force: bool,
+    model: Path, *, data: Path | None, out: Path, quantize: str, formats: str, labels: str | None,
+    preprocess: PreprocessFlags, max_accuracy_drop: float, calibration_images: int, force: bool,
 ) -> None:
     from ..bench import BenchConfig, bench
     from ..bench.report import save_report, to_table
-    from ..bundle import PreprocessSpec, atomic_directory
+    from ..bundle import atomic_directory
     from ..compress.calibration import CalibrationConfig
-    from ..compress.onnx_input import OnnxModel, export_onnx_model
+    from ..compress.guard import check_max_drop
+    from ..compress.onnx_input import OnnxModel, export_onnx_model, metadata_labels, read_geometry
+    from ..compress.quantize import int8_speed_verdict
     from ..compress.quantize import quantize as quantize_model
-    from ..data.folder import ImageFolder
-    from ..errors import ConfigError
+    from ..errors import BundleError, ConfigError
     from ..export.parity import ParityConfig
     from ..types import Format, Precision, parse_enum_list
-    from .compress import _split
     from .console import console
+    from .outputs import check_image_folder
 
+    # Everything is checked before the output folder exists.
     if data is None:
         raise ConfigError("An ONNX model needs --data DIR (train/ for calibration, val/ for parity and accuracy).")
-    train, val = _split(data)
-    label_list = [s.strip() for s in labels.split(",")] if labels else list(ImageFolder.open(val).labels)
-    if size is None:
-        raise ConfigError("Give --size N: the input size the ONNX model was trained at (preprocessing is not in the file).")
-    onnx_model = OnnxModel.open(model, labels=label_list, preprocess=PreprocessSpec(size=(size, size)))
+    wanted = parse_enum_list(Format, formats, option="format")
+    unreachable = [f.value for f in wanted if f.value not in ONNX_REACHABLE]
+    if unreachable:
+        raise ConfigError(
+            f"An ONNX model cannot become {', '.join(unreachable)} here: TFLite conversion needs the torch model "
+            f"(litert-torch), and ONNX → TFLite converters need TensorFlow. Use --export {','.join(ONNX_REACHABLE)}."
+        )
     target = parse_enum_list(Precision, quantize, option="precision")[0]
+    check_max_drop(max_accuracy_drop)
+    if out.exists() and not force:
+        raise BundleError(f"{out} already exists. Choose another --out or pass --force.")
+    train, val, test = _splits(data)
+    geometry = read_geometry(model)
+    if geometry.size is None and preprocess.size is None:
+        raise ConfigError(
+            f"{model.name}'s input height/width are dynamic: give --size N or HxW (height x width), the size the model "
+            "was trained at."
+        )
+    if geometry.size is not None and preprocess.size not in (None, geometry.size):
+        raise ConfigError(
+            f"--size {preprocess.size[0]}x{preprocess.size[1]} differs from {model.name}'s fixed input "
+            f"{geometry.size[0]}x{geometry.size[1]} (height x width). Drop --size or pass the model's."
+        )
+    label_list = [s.strip() for s in labels.split(",") if s.strip()] if labels else None
+    labels_note = None
+    if label_list is None and metadata_labels(model) is None:
+        from ..data.folder import ImageFolder
+
+        label_list = list(ImageFolder.open(val).labels)
+        labels_note = f"the sorted class folder names of {val} (the model's metadata has none)"
+    spec = preprocess.spec(preprocess.size or geometry.size)  # type: ignore[arg-type]
+    onnx_model = OnnxModel.open(model, labels=label_list, preprocess=spec)
+    if labels_note:
+        onnx_model.notes["labels"] = labels_note
+    for folder, decode in ((train, False), (val, True), (test, True)):
+        if folder is not None:
+            check_image_folder(folder, option="--data", labels=onnx_model.labels, decode=decode)
+
     parity = ParityConfig(data=val)
+    report_data = test or val
+    verdicts: dict[str, str] = {}
     with atomic_directory(out, overwrite=force) as work:
         made = []
-        for fmt in parse_enum_list(Format, formats, option="format"):
+        for fmt in wanted:
             made.append(export_onnx_model(onnx_model, work / f"{fmt.value}-fp32", format=fmt, parity=parity))
             if target is Precision.INT8:
                 made.append(quantize_model(onnx_model, work / f"{fmt.value}-int8", format=fmt,
                                            calibration=CalibrationConfig(data=train, max_images=calibration_images),
-                                           validation=val))
+                                           validation=val, max_accuracy_drop=max_accuracy_drop))
+                console.print(f"  {fmt.value}-int8: {made[-1].manifest.compression.get('accuracy', '')}")
             elif target is Precision.FP16:
                 made.append(export_onnx_model(onnx_model, work / f"{fmt.value}-fp16", format=fmt, precision=target,
                                               parity=parity))
             console.print(f"[green]✓[/] {fmt.value}: {', '.join(b.path.name for b in made[-2:])}")
-        report = bench(made, config=BenchConfig(threads=(2,), data=val))
+        report = bench(made, config=BenchConfig(threads=(2,), data=report_data))
         save_report(report, work / "bench")
-    console.print(to_table(report, title=f"{model.name}: ONNX in, through each engine"))
+        rows = {row.name: row for row in report.rows}
+        for fmt in wanted:
+            fp32, int8 = rows.get(f"{fmt.value}-fp32"), rows.get(f"{fmt.value}-int8")
+            if fp32 and int8:
+                verdicts[fmt.value] = int8_speed_verdict(fp32, int8)
+        split = (f"top-1 on {test} (the test split: chose nothing)" if test
+                 else f"top-1 on {val}, the selection set (no test/ split given)")
+        _write_report(work, onnx_model, made, verdicts, split)
+    console.print(to_table(report, title=f"{model.name}: ONNX in, through each engine ({split})"))
+    for fmt, verdict in verdicts.items():
+        console.print(f"  {fmt}: {verdict}")
+
+
+def _splits(data: Path) -> tuple[Path, Path, Path | None]:
+    """train/, val/ and the optional test/ under `data`."""
+    from ..errors import DataError
+
+    train, val, test = data / "train", data / "val", data / "test"
+    if not train.is_dir() or not val.is_dir():
+        raise DataError(f"{data} needs train/ and val/ sub-folders (each <label>/<image>), plus an optional test/.")
+    return train, val, test if test.is_dir() else None
+
+
+def _write_report(work: Path, model: Any, bundles: list[Any], verdicts: dict[str, str], split: str) -> None:
+    """compress_report.json/.md: source, labels, preprocessing, each bundle's guard and parity, the verdicts."""
+    rows = [
+        {"bundle": b.path.name, "precision": b.manifest.precision.value,
+         "accuracy_guard": b.manifest.compression.get("accuracy"),
+         "parity_top1_agreement": b.manifest.parity.top1_agreement if b.manifest.parity else None}
+        for b in bundles
+    ]
+    payload = {
+        "source": str(model.path), "notes": model.notes, "labels": model.labels,
+        "preprocess": model.preprocess.model_dump(mode="json"), "bundles": rows, "int8_verdicts": verdicts,
+        "bench_accuracy": split,
+    }
+    (work / "compress_report.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    lines = [f"# {model.name}: ONNX in", "", f"- source: {model.path} ({model.notes.get('source', '')})",
+             f"- labels: {model.notes.get('labels', '')}",
+             f"- preprocessing: {model.preprocess.model_dump_json()}", f"- bench accuracy: {split}", ""]
+    lines += [f"- {r['bundle']}: {r['accuracy_guard'] or 'float bundle, parity-checked'}" for r in rows]
+    lines += ["", *[f"- {fmt}: {verdict}" for fmt, verdict in verdicts.items()], ""]
+    (work / "compress_report.md").write_text("\n".join(lines), encoding="utf-8")

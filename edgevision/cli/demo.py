@@ -6,9 +6,11 @@ from pathlib import Path
 
 import typer
 
+from .outputs import removes_outputs_on_failure
+
 
 def register(app: typer.Typer) -> None:
-    app.command("demo")(demo)
+    app.command("demo")(removes_outputs_on_failure("out")(demo))
 
 
 def demo(
@@ -33,6 +35,8 @@ def demo(
     from .console import console, progress
     from .training import train_with_progress
 
+    parse_enum_list(Format, formats, option="format")  # a typo fails before training, not after
+    parse_enum_list(Precision, precisions, option="precision")
     model_path, report = train_with_progress(out, arch=arch, size=size, epochs=epochs, threads=threads, seed=0)
     console.print(f"[green]✓[/] trained {arch}: val top-1 {report.val_accuracy:.2%} in {report.seconds:.0f} s")
     model = TrainedModel.load(model_path)

@@ -6,9 +6,11 @@ from pathlib import Path
 
 import typer
 
+from .outputs import removes_outputs_on_failure
+
 
 def register(app: typer.Typer) -> None:
-    app.command("export")(export_command)
+    app.command("export")(removes_outputs_on_failure("out")(export_command))
 
 
 def export_command(
@@ -21,15 +23,34 @@ def export_command(
     force: bool = typer.Option(False, "--force", help="Replace existing bundles."),
 ) -> None:
     """Export a checkpoint to deployable bundles (model + manifest + parity report)."""
-    from ..export import ParityConfig, export
+    from ..export import ParityConfig, check_export_request, export
     from ..model import TrainedModel
     from ..types import Format, Precision, parse_enum_list
     from .console import console, progress
+    from .outputs import check_image_folder
 
+    if model.suffix.lower() == ".onnx":
+        from ..errors import ConfigError
+
+        raise ConfigError(
+            f"edgevision export takes a torch checkpoint (.pt); {model.name} is ONNX. Convert it with "
+            f"`edgevision compress {model} --data DIR --quantize fp32 --export onnx,openvino` (TFLite needs the "
+            "torch model)."
+        )
     formats = parse_enum_list(Format, format, option="format")
     precisions = parse_enum_list(Precision, precision, option="precision")
-    trained = TrainedModel.load(model, architecture=arch)
     jobs = [(f, p) for f in formats for p in precisions]
+    for fmt, prec in jobs:
+        check_export_request(fmt, prec)
+    trained = TrainedModel.load(model, architecture=arch)
+    if parity_data is not None:
+        check_image_folder(parity_data, option="--parity-data", labels=trained.labels)
+    if not force:
+        existing = [out / f"{f.value}-{p.value}" for f, p in jobs if (out / f"{f.value}-{p.value}").exists()]
+        if existing:
+            from ..errors import BundleError
+
+            raise BundleError(f"{existing[0]} already exists. Choose another --out or pass --force.")
     with progress() as bar:
         task = bar.add_task("exporting", total=len(jobs))
         for fmt, prec in jobs:

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from .outputs import removes_outputs_on_failure
+
 if TYPE_CHECKING:
     from ..bundle import Bundle
     from ..stream import FrameResult, LiveStats, StreamSummary
@@ -19,7 +21,7 @@ SOURCE_HELP = "Camera index (0), video file, rtsp:// or http:// URL, gst:PIPELIN
 
 
 def register(app: typer.Typer) -> None:
-    app.command("run")(run_command)
+    app.command("run")(removes_outputs_on_failure("jsonl", "save_video")(run_command))
 
 
 def run_command(

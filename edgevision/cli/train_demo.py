@@ -6,9 +6,11 @@ from pathlib import Path
 
 import typer
 
+from .outputs import removes_outputs_on_failure
+
 
 def register(app: typer.Typer) -> None:
-    app.command("train-demo")(train_demo)
+    app.command("train-demo")(removes_outputs_on_failure("out")(train_demo))
 
 
 def train_demo(

@@ -8,12 +8,14 @@ from pathlib import Path
 
 def train_with_progress(out: Path, *, arch: str, size: int, epochs: int, threads: int | None, seed: int):  # noqa: ANN201
     from ..data.digits import make_digits_folder
+    from ..model import build_architecture
     from ..train import TrainConfig, train_classifier
     from .console import console, progress
 
+    config = TrainConfig(architecture=arch, input_size=size, epochs=epochs, threads=threads, seed=seed)
+    build_architecture(arch, num_classes=10)  # an unknown architecture fails before anything is written
     console.print(f"writing the digits data set to {out / 'data'} …")
     split = make_digits_folder(out / "data", size=size, seed=seed)
-    config = TrainConfig(architecture=arch, input_size=size, epochs=epochs, threads=threads, seed=seed)
     with progress() as bar:
         task = bar.add_task(f"training {arch}", total=epochs)
 

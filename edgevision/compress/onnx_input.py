@@ -1,15 +1,22 @@
 """"ONNX in": a classifier exported to ONNX by any framework, brought into edgevision.
 
-An ONNX file says nothing about labels or preprocessing, so the caller gives them; the input
-name, shape, layout (NCHW, or NHWC as TensorFlow exports) and batch come from the graph. From
-there it goes where a torch model goes after compression: FP32/FP16 ONNX or OpenVINO bundles
-(`export_onnx_model`), INT8 (`edgevision.compress.quantize.quantize`), and `edgevision.bench`.
-Parity is checked against the original file through ONNX Runtime. Pruning and distillation
-need the torch model's layers and weights: asking them of an ONNX model is a CompressionError.
+The graph gives the input name, layout (NCHW, or NHWC as TensorFlow exports) and batch; a batch
+of -1, 0 or a symbolic name is dynamic. A dynamic height/width is accepted when the caller names
+the size (the bundle's input is then fixed to it). Labels come from the model's metadata when an
+exporter wrote them there (Ultralytics: ``names`` as a dict string; others: ``labels`` or
+``classes`` as a JSON list); a caller's list that disagrees with them is an error, since a wrong
+order silently scores as a wrong model. Preprocessing is not in the file: the caller gives it.
+From there it goes where a torch model goes after compression: FP32/FP16 ONNX or OpenVINO
+bundles (`export_onnx_model`), INT8 (`edgevision.compress.quantize.quantize`), and
+`edgevision.bench`. Parity is checked against the original file through ONNX Runtime. Pruning
+and distillation need the torch model's layers and weights: asking them of an ONNX model is a
+CompressionError.
 """
 
 from __future__ import annotations
 
+import ast
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,6 +35,28 @@ from ..types import Format, Layout, Precision
 MODEL_FILE = "model.onnx"
 #: protobuf's limit for one ONNX file; larger models need external data, which bundles do not carry yet.
 MAX_SINGLE_FILE_BYTES = 2**31 - 1
+#: metadata_props keys exporters use for the class names, in the order they are looked for.
+LABEL_METADATA_KEYS = ("names", "labels", "classes", "class_names")
+
+
+@dataclass(frozen=True, kw_only=True)
+class InputGeometry:
+    """What the graph says about its image input. `size` (height, width) is None when H or W is dynamic."""
+
+    layout: Layout
+    dynamic_batch: bool
+    size: tuple[int, int] | None
+
+
+def read_geometry(path: str | os.PathLike[str]) -> InputGeometry:
+    """The input geometry of the ONNX classifier at `path` (checks one image input, one output)."""
+    graph_model = _load(Path(path))
+    return _input_geometry(_single_input(graph_model, Path(path)), Path(path))
+
+
+def metadata_labels(path: str | os.PathLike[str]) -> tuple[list[str], str] | None:
+    """(labels, metadata key) when the model's metadata carries its class names, else None."""
+    return _labels_from_metadata(_load(Path(path)))
 
 
 @dataclass(kw_only=True)
@@ -52,41 +81,35 @@ class OnnxModel:
         cls,
         path: str | os.PathLike[str],
         *,
-        labels: Sequence[str],
+        labels: Sequence[str] | None = None,
         preprocess: PreprocessSpec,
         name: str | None = None,
     ) -> OnnxModel:
-        """Read `path`, infer its input from the graph, and check one run gives len(labels) logits."""
-        onnx = require("onnx", extra="onnx", what="onnx")
+        """Read `path`, infer its input from the graph, and check one run gives len(labels) logits.
+
+        `labels` default to the model's metadata; given as well, they must equal it (order included).
+        `preprocess.size` must match a fixed input size, and sets a dynamic one.
+        """
         path = Path(path)
-        if not path.is_file():
-            raise ModelFileError(f"ONNX file {path} does not exist. Pass the .onnx file your framework exported.")
-        labels = [str(label) for label in labels]
-        if not labels:
-            raise ConfigError("labels are required for an ONNX model: one name per class output, in output order.")
-        try:
-            graph_model = onnx.load(str(path), load_external_data=False)
-        except Exception as exc:  # noqa: BLE001 - protobuf raises DecodeError and others
-            raise ModelFileError(f"{path} is not a readable ONNX model ({_first_line(exc)}). Re-export it.") from exc
-        graph = graph_model.graph
-        initializers = {t.name for t in graph.initializer}
-        inputs = [i for i in graph.input if i.name not in initializers]
-        if len(inputs) != 1 or len(graph.output) != 1:
+        graph_model = _load(path)
+        value_info = _single_input(graph_model, path)
+        geometry = _input_geometry(value_info, path)
+        notes: dict[str, str] = {}
+        if geometry.size is None:
+            notes["input"] = f"dynamic height/width fixed to {preprocess.size[0]}×{preprocess.size[1]} (H×W)"
+        elif tuple(preprocess.size) != geometry.size:
             raise ConfigError(
-                f"{path} has {len(inputs)} inputs and {len(graph.output)} outputs; edgevision takes image classifiers "
-                "with one image input and one logits output."
+                f"preprocess size {tuple(preprocess.size)} differs from the model input {geometry.size} "
+                f"(height, width) in {path}; pass PreprocessSpec(size={geometry.size}, ...)."
             )
-        layout, dynamic_batch, size = _input_geometry(inputs[0], path)
-        if tuple(preprocess.size) != size:
-            raise ConfigError(
-                f"preprocess size {tuple(preprocess.size)} differs from the model input {size} (height, width) in {path}; "
-                f"pass PreprocessSpec(size={size}, ...)."
-            )
+        label_list, labels_note = _choose_labels(labels, _labels_from_metadata(graph_model), path)
+        notes["labels"] = labels_note
         producer = " ".join(p for p in (graph_model.producer_name, graph_model.producer_version) if p)
         model = cls(
-            path=path, labels=labels, preprocess=preprocess, input_name=inputs[0].name, output_name=graph.output[0].name,
-            layout=layout, dynamic_batch=dynamic_batch, name=name or path.stem, producer=producer or "unknown",
-            notes={"source": f"ONNX file {path.name} made by {producer or 'an unknown producer'}"},
+            path=path, labels=label_list, preprocess=preprocess, input_name=value_info.name,
+            output_name=graph_model.graph.output[0].name, layout=geometry.layout, dynamic_batch=geometry.dynamic_batch,
+            name=name or path.stem, producer=producer or "unknown",
+            notes={"source": f"ONNX file {path.name} made by {producer or 'an unknown producer'}", **notes},
         )
         model._check_output()
         return model
@@ -124,11 +147,22 @@ class OnnxModel:
         return np.concatenate([session.run([self.output_name], {self.input_name: batch[i : i + 1]})[0] for i in range(len(batch))])
 
     def write_fp32(self, path: Path) -> None:
-        """The original graph as one self-contained file (external weights folded in)."""
+        """The original graph as one self-contained file (external weights folded in).
+
+        The input is written as the bundle runs it: a dynamic batch as the symbol "batch" (some
+        tools reject -1), a dynamic height/width fixed to the preprocessing size.
+        """
         onnx = require("onnx", extra="onnx", what="onnx")
         proto = onnx.load(str(self.path))
         if proto.ByteSize() > MAX_SINGLE_FILE_BYTES:
             raise ModelFileError(f"{self.path} is over 2 GB; edgevision bundles hold single-file ONNX models up to 2 GB.")
+        dims = next(i for i in proto.graph.input if i.name == self.input_name).type.tensor_type.shape.dim
+        height_axis = 2 if self.layout is Layout.NCHW else 1
+        if self.dynamic_batch:
+            dims[0].dim_param = "batch"  # setting the oneof field clears a -1 or 0 dim_value
+        for axis, value in zip((height_axis, height_axis + 1), self.input_size, strict=True):
+            if not _fixed(dims[axis]):
+                dims[axis].dim_value = value
         onnx.save(proto, str(path))
 
     def artifact(self, *, versions: dict[str, str] | None = None) -> ExportArtifact:
@@ -207,26 +241,110 @@ def float_artifact(model: OnnxModel, directory: Path, *, format: Format, precisi
     )
 
 
-def _input_geometry(value_info: Any, path: Path) -> tuple[Layout, bool, tuple[int, int]]:
-    """(layout, dynamic batch?, (height, width)) of a 4-D image input, or a ConfigError saying what is wrong."""
+def _load(path: Path) -> Any:
+    onnx = require("onnx", extra="onnx", what="onnx")
+    if not path.is_file():
+        raise ModelFileError(f"ONNX file {path} does not exist. Pass the .onnx file your framework exported.")
+    try:
+        return onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 - protobuf raises DecodeError and others
+        raise ModelFileError(f"{path} is not a readable ONNX model ({_first_line(exc)}). Re-export it.") from exc
+
+
+def _single_input(graph_model: Any, path: Path) -> Any:
+    graph = graph_model.graph
+    initializers = {t.name for t in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in initializers]
+    if len(inputs) != 1 or len(graph.output) != 1:
+        raise ConfigError(
+            f"{path} has {len(inputs)} inputs and {len(graph.output)} outputs; edgevision takes image classifiers "
+            "with one image input and one logits output."
+        )
+    return inputs[0]
+
+
+def _fixed(dim: Any) -> bool:
+    return dim.HasField("dim_value") and dim.dim_value > 0
+
+
+def _input_geometry(value_info: Any, path: Path) -> InputGeometry:
+    """Layout, dynamic batch? and (height, width) of a 4-D image input, or a ConfigError saying what is wrong.
+
+    A dimension is dynamic when it is symbolic (dim_param), unset, 0 or negative (-1 is common).
+    """
     tensor_type = value_info.type.tensor_type
     if tensor_type.elem_type != 1:  # onnx.TensorProto.FLOAT
         raise ConfigError(f"{path}'s input {value_info.name!r} is not float32; edgevision feeds float32 images.")
-    dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim]
+    dims = [d.dim_value if _fixed(d) else None for d in tensor_type.shape.dim]
     if len(dims) != 4:
         raise ConfigError(f"{path}'s input {value_info.name!r} has {len(dims)} dimensions; expected a 4-D image batch.")
+    shown = [d if d is not None else "?" for d in dims]
     batch = dims[0]
-    if batch not in (None, 0, 1):
+    if batch not in (None, 1):
         raise ConfigError(f"{path} has a fixed batch of {batch}; re-export it with batch 1 or a dynamic batch axis.")
     if dims[1] == 3:
         layout, height, width = Layout.NCHW, dims[2], dims[3]
     elif dims[3] == 3:
         layout, height, width = Layout.NHWC, dims[1], dims[2]
     else:
-        raise ConfigError(f"{path}'s input shape {dims} has no channel axis of 3; edgevision takes colour images.")
-    if not height or not width:
-        raise ConfigError(f"{path}'s input height/width are dynamic ({dims}); re-export with a fixed image size.")
-    return layout, batch in (None, 0), (height, width)
+        raise ConfigError(f"{path}'s input shape {shown} has no channel axis of 3; edgevision takes colour images.")
+    size = (height, width) if height and width else None
+    return InputGeometry(layout=layout, dynamic_batch=batch is None, size=size)
+
+
+def _labels_from_metadata(graph_model: Any) -> tuple[list[str], str] | None:
+    """Class names from metadata_props: a JSON/Python list, or a dict of index → name (Ultralytics)."""
+    props = {p.key: p.value for p in graph_model.metadata_props}
+    for key in LABEL_METADATA_KEYS:
+        if key not in props:
+            continue
+        try:
+            value = json.loads(props[key])
+        except ValueError:
+            try:
+                value = ast.literal_eval(props[key])
+            except (ValueError, SyntaxError):
+                continue
+        if isinstance(value, dict):
+            try:
+                indexed = {int(k): str(v) for k, v in value.items()}
+            except (TypeError, ValueError):
+                continue
+            if sorted(indexed) != list(range(len(indexed))):
+                continue
+            value = [indexed[i] for i in range(len(indexed))]
+        if isinstance(value, list | tuple) and value and all(isinstance(v, str | int) for v in value):
+            return [str(v) for v in value], key
+    return None
+
+
+def _choose_labels(
+    given: Sequence[str] | None, found: tuple[list[str], str] | None, path: Path
+) -> tuple[list[str], str]:
+    """(labels, where they came from): the metadata's, the caller's, or an error when both exist and differ."""
+    if given is not None:
+        given = [str(label) for label in given]
+    if found is not None:
+        meta, key = found
+        if given and given != meta:
+            what = "is in a different order than" if sorted(given) == sorted(meta) else "differs from"
+            raise ConfigError(
+                f"The label list you gave {_shown(given)} {what} the labels in {path.name}'s metadata "
+                f"({key!r}: {_shown(meta)}); a wrong order scores as a wrong model. Drop the list to use the model's, "
+                "or fix it."
+            )
+        return meta, f"from the model's metadata ({key!r})"
+    if not given:
+        raise ConfigError(
+            f"labels are required for {path.name}: its metadata carries none (looked for "
+            f"{', '.join(LABEL_METADATA_KEYS)}). Give one name per class output, in output order."
+        )
+    return given, "given by the caller"
+
+
+def _shown(labels: Sequence[str], limit: int = 12) -> str:
+    head = ", ".join(labels[:limit])
+    return f"[{head}{', …' if len(labels) > limit else ''}] ({len(labels)})"
 
 
 def _first_line(exc: BaseException) -> str:
@@ -234,4 +352,4 @@ def _first_line(exc: BaseException) -> str:
     return (lines[0] if lines else type(exc).__name__)[:300]
 
 
-__all__ = ["OnnxModel", "export_onnx_model", "float_artifact"]
+__all__ = ["InputGeometry", "OnnxModel", "export_onnx_model", "float_artifact", "metadata_labels", "read_geometry"]

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from ..bundle import Bundle, InputSpec, Manifest, atomic_directory, write_manifest
+from ..data.folder import ImageFolder
 from ..errors import ConfigError, ParityError
 from ..model import TrainedModel
 from ..registry import Registry
@@ -39,14 +40,10 @@ def export(
     Raises ParityError (and leaves nothing at `output`) if the engine's outputs disagree with
     the torch model. `runtime` picks the engine for the parity check (default: the format's).
     """
-    fmt = parse_one_enum(Format, format, option="format")
-    prec = parse_one_enum(Precision, precision, option="precision")
+    fmt, prec = check_export_request(format, precision)
     exporter = EXPORTERS.get(fmt.value)
-    supported = EXPORTERS.module_attribute(fmt.value, "PRECISIONS")
-    if prec not in supported:
-        names = ", ".join(sorted(p.value for p in supported))
-        hint = " INT8 needs calibration data: use edgevision.compress.quantize." if prec is Precision.INT8 else ""
-        raise ConfigError(f"{fmt.value} export supports precision {names}, not {prec.value}.{hint}")
+    if parity.data is not None:  # a missing or broken folder fails here, before anything is written
+        ImageFolder.open(parity.data, labels=model.labels)
     with atomic_directory(output, overwrite=overwrite) as workdir:
         artifact: ExportArtifact = exporter(model, workdir, precision=prec)
         bundle = write_bundle(workdir, model, artifact, fmt, prec)
@@ -55,6 +52,18 @@ def export(
         if not report.passed:
             raise ParityError(f"{fmt.value} {prec.value} export failed parity: {describe_failure(report)}.")
     return Bundle.load(output)
+
+
+def check_export_request(format: Format | str, precision: Precision | str) -> tuple[Format, Precision]:
+    """The parsed (format, precision), or a ConfigError if the exporter cannot make that pair."""
+    fmt = parse_one_enum(Format, format, option="format")
+    prec = parse_one_enum(Precision, precision, option="precision")
+    supported = EXPORTERS.module_attribute(fmt.value, "PRECISIONS")
+    if prec not in supported:
+        names = ", ".join(sorted(p.value for p in supported))
+        hint = " INT8 needs calibration data: use edgevision.compress.quantize." if prec is Precision.INT8 else ""
+        raise ConfigError(f"{fmt.value} export supports precision {names}, not {prec.value}.{hint}")
+    return fmt, prec
 
 
 def write_bundle(directory: Path, model: TrainedModel, artifact: ExportArtifact, fmt: Format, precision: Precision, *, parity=None) -> Bundle:  # noqa: ANN001
@@ -76,4 +85,4 @@ def write_bundle(directory: Path, model: TrainedModel, artifact: ExportArtifact,
     return Bundle(directory, manifest)
 
 
-__all__ = ["EXPORTERS", "ParityConfig", "export"]
+__all__ = ["EXPORTERS", "ParityConfig", "check_export_request", "export"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -168,3 +169,168 @@ def test_torch_only_stages_refuse_an_onnx_model(onnx_model: OnnxModel, digits, s
     with pytest.raises(CompressionError, match="TFLite"):
         export_onnx_model(onnx_model, tmp_path / "t2", format="tflite")
     assert not (tmp_path / "t").exists() and not (tmp_path / "t2").exists()
+
+
+# -- ONNX in, as real models come: dynamic batch/size, non-square, labels in metadata; through the CLI ----------------
+
+#: Digits in the order a model of the metadata case was trained with: not the folders' sorted order.
+SHUFFLED = ["3", "7", "0", "9", "1", "8", "2", "6", "4", "5"]
+
+
+def _centroid_classifier(
+    train: Path, path: Path, *, declared_shape: list, size: tuple[int, int], order: list[str] = LABELS,
+    metadata: dict[str, str] | None = None,
+) -> Path:
+    """The nearest-centroid classifier of `outside_onnx`, at `size` (H, W), its input declared as `declared_shape`.
+
+    Row k of the head is the centroid of digit order[k], so the logits are in `order`.
+    """
+    nodes: list = []
+    initializers: list = []
+    _features(nodes, initializers)
+    features_per_image = 8 * (size[0] // 2) * (size[1] // 2)
+    feature_model = _graph(nodes, initializers, input_shape=["n", 3, *size], output="f", output_dim=features_per_image)
+    session = ort.InferenceSession(feature_model.SerializeToString(), providers=["CPUExecutionProvider"])
+    from edgevision.bundle import InputSpec
+
+    folder = ImageFolder.open(train)
+    images, labels = zip(*folder)
+    features = session.run(["f"], {"pixels": preprocess_batch(list(images), PreprocessSpec(size=size),
+                                                               InputSpec(name="pixels", shape=(1, 3, *size)))})[0]
+    names = np.asarray([folder.labels[i] for i in labels])
+    centroids = np.stack([features[names == name].mean(0) for name in order]).astype(np.float32)
+    bias = (-0.5 * (centroids**2).sum(1)).astype(np.float32)
+    initializers += [numpy_helper.from_array(centroids, "head.weight"), numpy_helper.from_array(bias, "head.bias")]
+    nodes.append(helper.make_node("Gemm", ["f", "head.weight", "head.bias"], ["scores"], name="head/gemm", transB=1))
+    model = _graph(nodes, initializers, input_shape=declared_shape)
+    for key, value in (metadata or {}).items():
+        helper.set_model_props(model, {**{p.key: p.value for p in model.metadata_props}, key: value})
+    onnx.save(model, str(path))
+    return path
+
+
+def _compress_cli(model: Path, digits, out: Path, *extra: str):  # noqa: ANN202
+    from typer.testing import CliRunner
+
+    from edgevision.cli import app
+
+    return CliRunner().invoke(app, [
+        "compress", str(model), "--data", str(digits.train.parent), "--quantize", "int8", "--export", "onnx",
+        "--calibration-images", "100", "--max-accuracy-drop", "0.03", "-o", str(out), *extra,
+    ])
+
+
+def _check_int8_bundle(out: Path, digits, *, size: tuple[int, int], labels: list[str]) -> None:
+    from edgevision.bundle import Bundle
+
+    fp32, int8 = Bundle.load(out / "onnx-fp32"), Bundle.load(out / "onnx-int8")
+    assert int8.manifest.precision is Precision.INT8 and int8.manifest.preprocess.size == size
+    assert list(int8.manifest.labels) == labels
+    assert int8.manifest.input.shape[2:] == size
+    assert "top-1" in int8.manifest.compression["accuracy"]  # the accuracy guard ran
+    original = engine_accuracy(fp32, digits.test)
+    assert original > 0.7  # the centroid classifier really classifies, in the order its labels say
+    assert engine_accuracy(int8, digits.test) >= original - 0.03
+    report = (out / "compress_report.json").read_text()
+    assert "int8_verdicts" in report and "INT8" in report and "test split" in report
+
+
+@pytest.mark.parametrize(
+    ("case", "declared", "size", "flags"),
+    [
+        ("minus-one-batch", [-1, 3, 32, 32], (32, 32), []),
+        ("dynamic-hw", ["batch", 3, "height", "width"], (32, 32), ["--size", "32"]),
+        ("non-square", [1, 3, 24, 40], (24, 40), []),
+        ("non-square-dynamic", [-1, 3, -1, -1], (24, 40), ["--size", "24x40", "--export", "onnx,openvino"]),
+    ],
+)
+def test_cli_compresses_real_world_onnx_to_int8(digits, tmp_path: Path, case: str, declared: list, size, flags) -> None:
+    model = _centroid_classifier(digits.train, tmp_path / f"{case}.onnx", declared_shape=declared, size=size)
+    result = _compress_cli(model, digits, tmp_path / "out", *flags)
+    assert result.exit_code == 0, (result.output, result.exception)
+    _check_int8_bundle(tmp_path / "out", digits, size=size, labels=LABELS)
+    assert "INT8" in result.output  # the speed verdict is printed
+    if "onnx,openvino" in flags:  # a dynamic H/W graph reaches OpenVINO with the input fixed to --size
+        from edgevision.bundle import Bundle
+
+        openvino = Bundle.load(tmp_path / "out" / "openvino-int8")
+        assert openvino.manifest.input.shape[2:] == size
+        assert engine_accuracy(openvino, digits.test) >= engine_accuracy(Bundle.load(tmp_path / "out" / "onnx-fp32"),
+                                                                          digits.test) - 0.03
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {"names": str(dict(enumerate(SHUFFLED)))},  # Ultralytics: a Python dict literal
+        {"labels": json.dumps(SHUFFLED)},
+        {"classes": json.dumps(SHUFFLED)},
+    ],
+    ids=["ultralytics-names", "labels-json", "classes-json"],
+)
+def test_cli_takes_labels_from_the_model_metadata(digits, tmp_path: Path, metadata: dict[str, str]) -> None:
+    model = _centroid_classifier(digits.train, tmp_path / "meta.onnx", declared_shape=["n", 3, 32, 32], size=(32, 32),
+                                 order=SHUFFLED, metadata=metadata)
+    result = _compress_cli(model, digits, tmp_path / "out")
+    assert result.exit_code == 0, (result.output, result.exception)
+    _check_int8_bundle(tmp_path / "out", digits, size=(32, 32), labels=SHUFFLED)
+    assert "metadata" in json.loads((tmp_path / "out" / "compress_report.json").read_text())["notes"]["labels"]
+
+
+def test_labels_that_disagree_with_the_metadata_are_refused(digits, tmp_path: Path) -> None:
+    model = _centroid_classifier(digits.train, tmp_path / "meta.onnx", declared_shape=["n", 3, 32, 32], size=(32, 32),
+                                 order=SHUFFLED, metadata={"names": str(dict(enumerate(SHUFFLED)))})
+    result = _compress_cli(model, digits, tmp_path / "out", "--labels", ",".join(LABELS))
+    assert isinstance(result.exception, ConfigError)
+    message = str(result.exception)
+    assert "different order" in message and "0, 1, 2, 3" in message and "3, 7, 0, 9" in message
+    assert not (tmp_path / "out").exists()
+    same = OnnxModel.open(model, labels=SHUFFLED, preprocess=SPEC)  # the same list is fine
+    assert same.labels == SHUFFLED and "metadata" in same.notes["labels"]
+    with pytest.raises(ConfigError, match="differs from the labels"):
+        OnnxModel.open(model, labels=[f"digit {d}" for d in SHUFFLED], preprocess=SPEC)
+
+
+def test_dynamic_size_needs_size_and_a_fixed_size_must_match(digits, tmp_path: Path) -> None:
+    dynamic = _centroid_classifier(digits.train, tmp_path / "dyn.onnx", declared_shape=[-1, 3, "h", "w"], size=(32, 32))
+    result = _compress_cli(dynamic, digits, tmp_path / "out")
+    assert isinstance(result.exception, ConfigError) and "--size" in str(result.exception)
+    assert "dynamic" in str(result.exception)
+    fixed = _centroid_classifier(digits.train, tmp_path / "fixed.onnx", declared_shape=[1, 3, 24, 40], size=(24, 40))
+    result = _compress_cli(fixed, digits, tmp_path / "out", "--size", "40x24")
+    assert isinstance(result.exception, ConfigError) and "24x40 (height x width)" in str(result.exception)
+    result = _compress_cli(fixed, digits, tmp_path / "out", "--export", "tflite")
+    assert isinstance(result.exception, ConfigError) and "tflite" in str(result.exception)
+    assert not (tmp_path / "out").exists()
+
+
+def test_preprocessing_flags_are_recorded_in_the_manifest(digits, tmp_path: Path) -> None:
+    from edgevision.cli.compress_onnx import parse_size, preprocess_from_flags
+    from edgevision.types import ColorOrder, ResizePolicy
+
+    assert parse_size("48x192") == (48, 192) and parse_size("32") == (32, 32)
+    with pytest.raises(ConfigError, match="HxW"):
+        parse_size("48by192")
+    flags = preprocess_from_flags(size="32", color="bgr", resize="shorter_side_center_crop", resize_shorter=36,
+                                  mean="127.5,127.5,127.5", std="127.5,127.5,127.5", scale="1")
+    spec = flags.spec((32, 32))
+    assert (spec.color_order, spec.resize) == (ColorOrder.BGR, ResizePolicy.SHORTER_SIDE_CENTER_CROP)
+    assert (spec.resize_shorter, spec.scale, spec.mean) == (36, 1.0, (127.5,) * 3)
+    with pytest.raises(ConfigError, match="--mean takes three"):
+        preprocess_from_flags(size=None, color="rgb", resize="resize", resize_shorter=None, mean="0.5", std="1,1,1",
+                              scale="1/255")
+    model = _centroid_classifier(digits.train, tmp_path / "m.onnx", declared_shape=["n", 3, 32, 32], size=(32, 32))
+    from typer.testing import CliRunner
+
+    from edgevision.bundle import Bundle
+    from edgevision.cli import app
+
+    result = CliRunner().invoke(app, [
+        "compress", str(model), "--data", str(digits.train.parent), "--quantize", "fp32", "--export", "onnx",
+        "-o", str(tmp_path / "out"), "--color", "bgr", "--mean", "0.5,0.5,0.5", "--std", "0.25,0.25,0.25",
+        "--scale", "1/255", "--resize", "shorter_side_center_crop", "--resize-shorter", "34",
+    ])
+    assert result.exit_code == 0, (result.output, result.exception)
+    recorded = Bundle.load(tmp_path / "out" / "onnx-fp32").manifest.preprocess
+    assert recorded.color_order is ColorOrder.BGR and recorded.resize is ResizePolicy.SHORTER_SIDE_CENTER_CROP
+    assert (recorded.mean, recorded.std, recorded.resize_shorter) == ((0.5,) * 3, (0.25,) * 3, 34)

@@ -25,7 +25,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from benchmark_doc import LABELS, write_markdown
+from benchmark_doc import write_markdown
 from benchmark_load import wait_for_quiet
 from benchmark_machine import code_version, describe_machine, engine_versions
 from benchmark_models import (
@@ -35,6 +35,7 @@ from benchmark_models import (
     LATENCY_SIZE,
     SANITY_IMAGES,
     VARIANTS,
+    BuiltBundles,
     ModelPlan,
     build_bundles,
     macs_at,
@@ -71,6 +72,7 @@ OVERHEAD_ROWS = ("ov_fp32", "oneliner", "full_openvino")
 QUICK = {"models": "mobilenet_v3_small", "rounds": 3, "iterations": 20, "warmup": 5, "block_warmup": 3,
          "calibration_images": 50, "quiet_wait": 0.0, "no_stream": True}
 QUICK_EPOCHS = 1
+LABELS = {v.key: v.label for v in VARIANTS}
 _STARTED = time.perf_counter()
 
 
@@ -151,6 +153,8 @@ def main() -> None:
             "targets": {"max_full_drop_pt": MAX_FULL_DROP_PT, "max_ptq_drop_pt": MAX_PTQ_DROP_PT},
         },
         "versions": engine_versions(),
+        "labels": LABELS,
+        "full_candidates": list(FULL_CANDIDATES),
         "models": results,
         "stream": stream,
         "seconds": round(time.perf_counter() - _STARTED, 1),
@@ -235,7 +239,7 @@ def plan_pairs(keys: list[str]) -> list[tuple[str, str]]:
     return pairs
 
 
-def run_paired(plan: ModelPlan, built, keys: list[str], pairs: list[tuple[str, str]],  # noqa: ANN001
+def run_paired(plan: ModelPlan, built: BuiltBundles, keys: list[str], pairs: list[tuple[str, str]],
                args: argparse.Namespace) -> dict:
     """scripts/benchmark_paired.py in a subprocess: every row of this model in one fresh process."""
     rows = {k: {"bundle": str(built.bundles[k].path)} for k in keys}
@@ -327,7 +331,7 @@ def run_stream_benchmarks(results: list[dict], work: Path, quiet_wait: float, th
         measured.append({"model": title, "bundle_label": label, "repeats": STREAM_REPEATS,
                          "others_cores_before": others, **{k: data[k] for k in (
             "bundle", "runtime", "threads", "workers", "raw_fps", "capture_fps", "capture_cpu_ms", "shared_cpu_bound",
-            "stream_fps", "ratio", "ratio_spread", "ratio_to_ceiling", "video",
+            "stream_fps", "ratio", "ratio_spread", "ratio_to_ceiling", "video", "input",
             "raw_fps_runs", "capture_fps_runs", "stream_fps_runs", "stream_cpu_cores_used")},
             "stage_mean_ms": data["stream_summary"].get("stage_mean_ms", {})})
     return measured

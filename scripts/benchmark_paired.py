@@ -39,9 +39,11 @@ def openvino_readback(compiled: Any) -> dict[str, str]:
     found = {}
     for name in OPENVINO_READBACK:
         try:
-            found[name] = str(compiled.get_property(name))
+            value = compiled.get_property(name)
         except Exception:  # noqa: BLE001 - devices differ in which properties they expose
-            continue
+            found[name] = "not reported"
+        else:
+            found[name] = value.get_type_name() if hasattr(value, "get_type_name") else str(value)
     return found
 
 
@@ -101,10 +103,12 @@ def main() -> None:
             spec_runtime = runtimes[base]
             batch = _batch(spec_runtime)
             calls[key] = lambda p=plain, b=batch: p.infer(b)
+            readback = openvino_readback(plain.compiled)
+            computes = readback.get("INFERENCE_PRECISION_HINT", "not reported").replace("not reported", "unknown")
             rows[key] = {"runtime": "openvino (plain)", "format": bundle.manifest.format.value,
                          "precision": bundle.manifest.precision.value,
-                         "engine_precision": openvino_readback(plain.compiled).get("INFERENCE_PRECISION_HINT", "unknown"),
-                         "engine_config": {"requested": plain.requested, "readback": openvino_readback(plain.compiled)}}
+                         "engine_precision": f"int8+{computes}" if bundle.manifest.precision.value == "int8" else computes,
+                         "engine_config": {"requested": plain.requested, "readback": readback}}
         else:
             runtime = runtimes[key] = edgevision.load_runtime(bundle, spec.get("runtime"), threads=threads)
             batch = _batch(runtime)

@@ -1,7 +1,7 @@
 """How much of the CPU other processes took while the benchmark ran (Linux /proc/stat).
 
-On a shared 2-core machine a latency figure means little without this: a second busy process
-makes a 2-thread engine wait for its own threads. `CpuMonitor` reports, between two marks,
+On a shared machine a latency figure means little without this: a busy process on the cores an
+engine's threads use makes the engine wait for its own threads. `CpuMonitor` reports, between two marks,
 the cores used by everything except this process and the children it has already reaped (the
 benchmark's row workers), so each row can be shown with the load it was measured under.
 """

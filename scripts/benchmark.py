@@ -27,7 +27,7 @@ from pathlib import Path
 
 from benchmark_doc import write_markdown
 from benchmark_load import wait_for_quiet
-from benchmark_machine import code_version, describe_machine, engine_versions
+from benchmark_machine import code_version, describe_machine, engine_versions, openvino_cpu_capabilities
 from benchmark_models import (
     FULL_CANDIDATES,
     INT8_BENCH_AGREEMENT,
@@ -239,12 +239,24 @@ def plan_pairs(keys: list[str]) -> list[tuple[str, str]]:
     return pairs
 
 
+def bf16_rows(keys: list[str]) -> tuple[dict[str, dict], list[tuple[str, str]]]:
+    """Where OpenVINO's CPU plugin reports BF16: the FP32 bundle through edgevision with bf16 asked for,
+    paired with plain OpenVINO (which picks its own default), so the overhead is compared at one precision."""
+    capabilities = openvino_cpu_capabilities() or []
+    if "ov_fp32" not in keys or "BF16" not in capabilities:
+        return {}, []
+    return {"ov_fp32_bf16": {"precision_hint": "bf16", "same_bundle_as": "ov_fp32"}}, [("ov_fp32_bf16", "plain_ov_fp32")]
+
+
 def run_paired(plan: ModelPlan, built: BuiltBundles, keys: list[str], pairs: list[tuple[str, str]],
                args: argparse.Namespace) -> dict:
     """scripts/benchmark_paired.py in a subprocess: every row of this model in one fresh process."""
     rows = {k: {"bundle": str(built.bundles[k].path)} for k in keys}
+    extra, extra_pairs = bf16_rows(keys)
+    rows |= {k: {"bundle": rows[spec["same_bundle_as"]]["bundle"], **spec} for k, spec in extra.items()}
     rows |= {f"plain_{k}": {"bundle": str(built.bundles[k].path), "plain_openvino": True, "same_bundle_as": k}
              for k in OVERHEAD_ROWS if k in keys}
+    pairs = [*pairs, *extra_pairs]
     job = {"rows": rows, "pairs": pairs, "threads": args.threads, "rounds": args.rounds,
            "iterations": args.iterations, "warmup": args.warmup, "block_warmup": args.block_warmup,
            "quiet_wait_s": args.quiet_wait, "quiet_cores": QUIET_CORES, "pause_s": 0.1}

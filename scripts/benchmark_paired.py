@@ -79,6 +79,16 @@ def engine_config(runtime: edgevision.runtimes.Runtime) -> dict:
     return found
 
 
+def open_runtime(bundle: Bundle, *, threads: int, precision_hint: str | None) -> edgevision.runtimes.Runtime:
+    """The bundle's usual runtime with `threads`; an OpenVINO precision hint where the row asks for one."""
+    if precision_hint is None:
+        return edgevision.load_runtime(bundle, threads=threads)
+    from edgevision.runtimes.openvino import OpenVINOOptions
+
+    return edgevision.load_runtime(bundle, "openvino", options=OpenVINOOptions(threads=threads,
+                                                                              precision_hint=precision_hint))
+
+
 def _plain(value: Any) -> Any:
     return value if value is None or isinstance(value, (int, float, str, bool)) else str(value)
 
@@ -110,7 +120,7 @@ def main() -> None:
                          "engine_precision": f"int8+{computes}" if bundle.manifest.precision.value == "int8" else computes,
                          "engine_config": {"requested": plain.requested, "readback": readback}}
         else:
-            runtime = runtimes[key] = edgevision.load_runtime(bundle, spec.get("runtime"), threads=threads)
+            runtime = runtimes[key] = open_runtime(bundle, threads=threads, precision_hint=spec.get("precision_hint"))
             batch = _batch(runtime)
             calls[key] = lambda r=runtime, b=batch: r.infer(b)
             rows[key] = {"runtime": runtime.name, "format": bundle.manifest.format.value,

@@ -35,6 +35,7 @@ def fake_payload() -> dict:
             "ov_fp32": _row("openvino", "f32", 11.0, 10**9), "oneliner": _row("openvino", "int8+f32", 4.0, 10**9),
             "full_openvino": _row("openvino", "int8+f32", 1.5, 3 * 10**8),
             "plain_ov_fp32": _row("openvino (plain)", "bf16", 6.0, 10**9),
+            "ov_fp32_bf16": _row("openvino", "bf16", 6.1, 10**9),
             "plain_oneliner": _row("openvino (plain)", "int8+f32", 3.9, 10**9),
             "plain_full_openvino": _row("openvino (plain)", "int8+f32", 1.45, 3 * 10**8)}
     ratios = {f"eager/{k}": _ratio("eager", k, [30 / rows[k]["p50_ms"], 31 / rows[k]["p50_ms"], 29 / rows[k]["p50_ms"]])
@@ -42,6 +43,7 @@ def fake_payload() -> dict:
     ratios |= {"oneliner/full_openvino": _ratio("oneliner", "full_openvino", [2.6, 2.7, 2.5]),
                "ov_fp32/oneliner": _ratio("ov_fp32", "oneliner", [2.7, 2.8, 2.6]),
                "ov_fp32/plain_ov_fp32": _ratio("ov_fp32", "plain_ov_fp32", [1.8, 1.9, 1.7]),
+               "ov_fp32_bf16/plain_ov_fp32": _ratio("ov_fp32_bf16", "plain_ov_fp32", [1.01, 1.02, 1.03]),
                "oneliner/plain_oneliner": _ratio("oneliner", "plain_oneliner", [1.02, 1.03, 1.01]),
                "full_openvino/plain_full_openvino": _ratio("full_openvino", "plain_full_openvino", [1.03, 1.04, 1.02])}
     model = {
@@ -114,7 +116,9 @@ def test_ratios_are_paired_medians_with_spread_and_accuracy_names_the_test_split
     assert "20.00× (19.33–20.67)" in text  # eager / full: median and min–max of the per-round ratios
     assert "median of the per-round ratios" in text
     assert "| 1.800 (1.750–1.850; 1.700–1.900) |" in text  # edgevision ÷ plain OpenVINO, IQR; range
-    assert "edgevision f32, plain bf16" in text  # a precision difference is named, not passed off as overhead
+    assert "OpenVINO FP32 (uncompressed): edgevision f32, plain bf16" in text  # named, not passed off as overhead
+    assert "edgevision asked for bf16 | bf16, 6.100 | bf16, 6.000 | 1.020 " in text  # the same precision on both sides
+    assert "asked for bf16: edgevision" not in text
 
 
 def test_a_cached_model_says_so_with_the_commit_that_built_it(benchmark_doc):

@@ -169,8 +169,8 @@ def main() -> None:
     print(f"  capture alone  {capture:8.1f} FPS  (640×480 decode + preprocess, no inference; "
           f"{capture_cpu_ms:.2f} CPU ms a frame)")
     print(f"  stream         {stream:8.1f} FPS  (640×480 video, decode + preprocess + infer + head)")
-    print(f"  stream / raw   {paired.median:8.3f}  (median of per-repeat ratios, range {paired.min:.3f}–{paired.max:.3f}; "
-          "target >= 0.9)")
+    print(f"  stream / raw   {paired.median:8.3f}  (median of per-repeat ratios, "
+          f"range {paired.min:.3f}–{paired.max:.3f}; target >= 0.9)")
     print(f"  stream / min(raw, capture) {stream / min(raw, capture):.3f}; shared-CPU bound on stream / raw "
           f"{shared_cpu_bound:.3f}")
     print(f"  CPU cores the stream got: {statistics.median(cores):.2f} of {os.cpu_count()} "

@@ -52,7 +52,8 @@ def stream_section(stream: list[dict] | None, *, threads: int, cpus: int | None)
         (reachable if bound >= STREAM_MIN_RATIO else capped).append(item)
         lines.append(f"{head} {item['raw_fps']:.1f} | "
                      f"{item['capture_fps']:.1f} ({item['capture_cpu_ms']:.2f}) | {item['stream_fps']:.1f} | "
-                     f"{_stream_ratio(item)} | {met} | {bound:.3f} | {item['ratio'] / bound:.2f} | {infer} | {others} |")
+                     f"{_stream_ratio(item)} | {met} | {bound:.3f} | {item['ratio'] / bound:.2f} | {infer} | "
+                     f"{others} |")
     preprocess = [i["stage_mean_ms"]["preprocess_ms"] for i in stream if "preprocess_ms" in i.get("stage_mean_ms", {})]
     preprocess = [min(preprocess)] if preprocess else []
     lines += ["", *_stream_notes(reachable, capped, max(preprocess, default=None), threads=threads, cpus=cpus), ""]

@@ -108,7 +108,8 @@ def _built_now() -> dict:
 def _provenance(path: Path, meta: dict | None, *, reused: bool) -> dict:
     meta = meta or {}
     return {"reused": reused, "path": str(path),
-            "built_by": meta.get("built_by", {"commit": "unknown (cached before commits were recorded)", "dirty": None}),
+            "built_by": meta.get("built_by", {"commit": "unknown (cached before commits were recorded)",
+                                              "dirty": None}),
             "built_at": meta.get("built_at", "unknown")}
 
 
@@ -201,11 +202,12 @@ def macs_at(model: TrainedModel, size: int) -> int:
 
 
 #: INT8 bundles must agree with their FP32 torch model on this share of images to be benchmarked.
-#: Lower than edgevision's default (ParityConfig.min_top1_agreement) on purpose: a lossy INT8 model is still measured, and its
-#: cost shows in the accuracy column and the targets rather than as a missing row.
+#: Lower than edgevision's default (ParityConfig.min_top1_agreement) on purpose: a lossy INT8 model is
+#: still measured, and its cost shows in the accuracy column and the targets rather than as a missing row.
 INT8_BENCH_AGREEMENT = 0.9
 #: At 224×224, a size the models never saw, parity only proves the graph computes the same thing
-#: (a broken graph agrees at chance level, one in ten digit classes); their predictions there are not meant to be right.
+#: (a broken graph agrees at chance level, one in ten digit classes); their predictions there are not
+#: meant to be right.
 INT8_SANITY_AGREEMENT = 0.5
 SANITY_IMAGES = 100
 

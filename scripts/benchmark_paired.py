@@ -1,10 +1,13 @@
-"""Time a model's benchmark rows in paired rounds, all engines loaded in this one process.
+"""Time a model's benchmark rows in paired rounds, each row's engine in a process of its own.
 
-Run by scripts/benchmark.py in a subprocess (the parent has trained models and holds torch's
-threads). Reads a job as JSON (rows: key → bundle path, optionally "plain_openvino": true for
-OpenVINO itself with only the thread count set), waits for the machine to go quiet before each
-round, times every pair back to back (`edgevision.bench.paired.time_round`) and writes per-round
-p50s, per-row block statistics, each row's engine configuration and the CPU others used.
+Run by scripts/benchmark.py in a subprocess. Reads a job as JSON (rows: key → bundle path,
+optionally "plain_openvino": true for OpenVINO itself with only the thread count set, or an OpenVINO
+"precision_hint"). Every row gets one worker process (this script with --serve) that loads its
+engine once and then times blocks of calls when told to, so engines never share a process (no
+thread pool, allocator or pinning of one engine touches another, and peak RSS is the row's own),
+while the orchestrator times each compared pair back to back (`edgevision.bench.paired.time_round`).
+Before each round it waits for the machine to go quiet. Writes per-round p50s, per-row block
+statistics, each row's engine configuration and peak RSS, and the CPU other processes used.
 
     python scripts/benchmark_paired.py --job job.json --out timings.json
 """
@@ -14,15 +17,18 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from benchmark_load import CpuMonitor, wait_for_quiet
+from benchmark_load import CpuMonitor, peak_rss_mb, wait_for_quiet
 
 import edgevision
-from edgevision.bench.paired import pair_key, time_block, time_round
+from edgevision.bench.paired import BlockTimer, pair_key, time_block, time_round
+from edgevision.bench.result import LatencyStats
 from edgevision.bundle import Bundle
 
 #: OpenVINO properties read back from a compiled model, so a row shows what the engine runs with.
@@ -47,6 +53,9 @@ def openvino_readback(compiled: Any) -> dict[str, str]:
     return found
 
 
+# -- worker side: one engine ------------------------------------------------------------------
+
+
 class PlainOpenVINO:
     """OpenVINO as a user calls it with no edgevision in between: read, compile with threads only, infer."""
 
@@ -65,20 +74,6 @@ class PlainOpenVINO:
         return self.request.infer({0: batch})
 
 
-def engine_config(runtime: edgevision.runtimes.Runtime) -> dict:
-    """What the row ran with: `Runtime.engine_config` where the runtime has it, else what was asked
-    (its options) plus, for OpenVINO, the compiled model's read-back."""
-    config = getattr(runtime, "engine_config", None)
-    if config is not None:
-        return dict(config)
-    options = runtime.options
-    found: dict[str, Any] = {"requested": {k: _plain(v) for k, v in vars(options).items()}}
-    compiled = getattr(runtime, "_compiled", None)
-    if runtime.name == "openvino" and compiled is not None:
-        found["readback"] = openvino_readback(compiled)
-    return found
-
-
 def open_runtime(bundle: Bundle, *, threads: int, precision_hint: str | None) -> edgevision.runtimes.Runtime:
     """The bundle's usual runtime with `threads`; an OpenVINO precision hint where the row asks for one."""
     if precision_hint is None:
@@ -89,91 +84,162 @@ def open_runtime(bundle: Bundle, *, threads: int, precision_hint: str | None) ->
                                                                               precision_hint=precision_hint))
 
 
+def engine_config(runtime: edgevision.runtimes.Runtime) -> dict:
+    """What the row ran with: `Runtime.engine_config` where the runtime has it, else what was asked
+    (its options) plus, for OpenVINO, the compiled model's read-back."""
+    config = getattr(runtime, "engine_config", None)
+    if config is not None:
+        return dict(config)
+    found: dict[str, Any] = {"requested": {k: _plain(v) for k, v in vars(runtime.options).items()}}
+    compiled = getattr(runtime, "_compiled", None)  # until Runtime.engine_config exists
+    if runtime.name == "openvino" and compiled is not None:
+        found["readback"] = openvino_readback(compiled)
+    return found
+
+
 def _plain(value: Any) -> Any:
     return value if value is None or isinstance(value, (int, float, str, bool)) else str(value)
 
 
+def serve(spec: dict) -> None:
+    """Worker: load one engine, say what it is, then time a block per request line until stdin closes."""
+    bundle, threads = Bundle.load(spec["bundle"]), spec["threads"]
+    batch = np.random.default_rng(0).standard_normal((1, *bundle.manifest.input.shape[1:]), dtype=np.float32)
+    info: dict[str, Any] = {"format": bundle.manifest.format.value, "precision": bundle.manifest.precision.value,
+                            "bundle": str(bundle.path), "size_mb": bundle.size_bytes / 1e6, "threads": threads}
+    if spec.get("plain_openvino"):
+        plain = PlainOpenVINO(bundle, threads=threads)
+        readback = openvino_readback(plain.compiled)
+        computes = readback["INFERENCE_PRECISION_HINT"].replace("not reported", "unknown")
+        int8 = bundle.manifest.precision.value == "int8"
+        info |= {"runtime": "openvino (plain)", "engine_precision": f"int8+{computes}" if int8 else computes,
+                 "engine_config": {"requested": plain.requested, "readback": readback}}
+        call, close = (lambda: plain.infer(batch)), (lambda: None)
+    else:
+        runtime = open_runtime(bundle, threads=threads, precision_hint=spec.get("precision_hint"))
+        info |= {"runtime": runtime.name, "engine_precision": runtime.engine_precision,
+                 "engine_config": engine_config(runtime)}
+        call, close = (lambda: runtime.infer(batch)), runtime.close
+    time_block(call, iterations=5, warmup=spec["warmup"])  # compile caches, allocations, thread pools
+    _send(info)
+    for line in sys.stdin:
+        request = json.loads(line)
+        _send(time_block(call, iterations=request["iterations"], warmup=request["warmup"]).__dict__)
+    close()
+    _send({"peak_rss_mb": peak_rss_mb()})
+
+
+def _send(message: dict) -> None:
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+# -- orchestrator side ------------------------------------------------------------------------
+
+
+class Worker:
+    """One row's engine in its own process; calling it times one block there."""
+
+    def __init__(self, key: str, spec: dict) -> None:
+        self.key = key
+        self.process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--serve", json.dumps(spec)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+        self.info = self._receive()
+
+    def __call__(self, iterations: int, warmup: int) -> LatencyStats:
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps({"iterations": iterations, "warmup": warmup}) + "\n")
+        self.process.stdin.flush()
+        return LatencyStats(**self._receive())
+
+    def finish(self) -> float | None:
+        """Close the worker; its peak RSS in MB (None if it had already died)."""
+        assert self.process.stdin is not None
+        try:
+            self.process.stdin.close()
+            return self._receive().get("peak_rss_mb")
+        except (OSError, SystemExit):
+            return None
+        finally:
+            self.process.wait(timeout=60)
+
+    def _receive(self) -> dict:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        while line and not line.startswith("{"):  # engines may print to stdout; only JSON lines are ours
+            line = self.process.stdout.readline()
+        if not line:
+            self.process.kill()
+            raise SystemExit(f"the worker for {self.key} died (exit code {self.process.wait()}); see its output above")
+        return json.loads(line)
+
+
+def run(job: dict) -> dict:
+    """Start a worker per row, time the pairs in rounds, collect everything as one JSON-able dict."""
+    workers: dict[str, Worker] = {}
+    try:
+        for key, spec in job["rows"].items():
+            workers[key] = Worker(key, {**spec, "threads": job["threads"], "warmup": job["warmup"]})
+        timers: dict[str, BlockTimer] = dict(workers)
+        pairs = [tuple(pair) for pair in job["pairs"]]
+        per_pair = {pair_key(a, b): {"reference": a, "candidate": b, "reference_ms": [], "candidate_ms": [],
+                                     "reference_first": []} for a, b in pairs}
+        blocks: dict[str, list[dict]] = {key: [] for key in workers}
+        rounds = []
+        pids = [w.process.pid for w in workers.values()]
+        for index in range(job["rounds"]):
+            before = wait_for_quiet(max_wait_s=job["quiet_wait_s"], threshold_cores=job["quiet_cores"], log=log,
+                                    own_pids=pids)
+            monitor, started = CpuMonitor(own_pids=pids), time.perf_counter()
+            measured, stats = time_round(timers, pairs, round_index=index, iterations=job["iterations"],
+                                         warmup=job["block_warmup"], pause_s=job["pause_s"])
+            others = monitor.mark()
+            rounds.append({"others_cores_before": before, "others_cores": others,
+                           "seconds": round(time.perf_counter() - started, 2)})
+            for pair in measured:
+                entry = per_pair[pair_key(pair.reference, pair.candidate)]
+                entry["reference_ms"].append(pair.reference_ms)
+                entry["candidate_ms"].append(pair.candidate_ms)
+                entry["reference_first"].append(pair.reference_first)
+            for key, found in stats.items():
+                blocks[key] += [{**s.__dict__, "round": index} for s in found]
+            log(f"    round {index + 1}/{job['rounds']}: {rounds[-1]['seconds']:.0f} s, other processes used "
+                f"{'?' if others is None else f'{others:.2f}'} cores")
+        rows = {key: {**worker.info, **_summary(blocks[key], job["iterations"], rounds)}
+                for key, worker in workers.items()}
+    finally:
+        peaks = {key: worker.finish() for key, worker in workers.items()}
+    for key, peak in peaks.items():
+        rows[key]["peak_rss_mb"] = peak
+    return {"rows": rows, "pairs": per_pair, "rounds": rounds}
+
+
+def _summary(found: list[dict], iterations: int, rounds: list[dict]) -> dict:
+    known = [r["others_cores"] for r in rounds if r["others_cores"] is not None]
+    mean = statistics.median(b["mean_ms"] for b in found)
+    return {"p50_ms": statistics.median(b["p50_ms"] for b in found),
+            "p90_ms": statistics.median(b["p90_ms"] for b in found), "mean_ms": mean,
+            "min_ms": min(b["min_ms"] for b in found), "throughput_ips": 1000.0 / mean, "blocks": len(found),
+            "iterations": iterations, "p50_ms_per_block": [round(b["p50_ms"], 4) for b in found],
+            "others_cores": statistics.median(known) if known else None}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Paired-round latency of a model's rows (see module docstring).")
-    parser.add_argument("--job", type=Path, required=True)
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--job", type=Path, help="the job (JSON) to run")
+    parser.add_argument("--out", type=Path, help="where the timings (JSON) go")
+    parser.add_argument("--serve", help=argparse.SUPPRESS)  # worker mode: one row's spec as JSON
     args = parser.parse_args()
-    job = json.loads(args.job.read_text(encoding="utf-8"))
-    threads, iterations = job["threads"], job["iterations"]
-
-    runtimes: dict[str, edgevision.runtimes.Runtime] = {}
-    plains: dict[str, PlainOpenVINO] = {}
-    rows: dict[str, dict] = {}
-    calls = {}
-    for key, spec in job["rows"].items():
-        bundle = Bundle.load(spec["bundle"])
-        base = spec.get("same_bundle_as")
-        if spec.get("plain_openvino"):
-            plain = plains[key] = PlainOpenVINO(bundle, threads=threads)
-            spec_runtime = runtimes[base]
-            batch = _batch(spec_runtime)
-            calls[key] = lambda p=plain, b=batch: p.infer(b)
-            readback = openvino_readback(plain.compiled)
-            computes = readback.get("INFERENCE_PRECISION_HINT", "not reported").replace("not reported", "unknown")
-            rows[key] = {"runtime": "openvino (plain)", "format": bundle.manifest.format.value,
-                         "precision": bundle.manifest.precision.value,
-                         "engine_precision": f"int8+{computes}" if bundle.manifest.precision.value == "int8" else computes,
-                         "engine_config": {"requested": plain.requested, "readback": readback}}
-        else:
-            runtime = runtimes[key] = open_runtime(bundle, threads=threads, precision_hint=spec.get("precision_hint"))
-            batch = _batch(runtime)
-            calls[key] = lambda r=runtime, b=batch: r.infer(b)
-            rows[key] = {"runtime": runtime.name, "format": bundle.manifest.format.value,
-                         "precision": bundle.manifest.precision.value, "engine_precision": runtime.engine_precision,
-                         "engine_config": engine_config(runtime)}
-        rows[key].update(bundle=str(bundle.path), size_mb=bundle.size_bytes / 1e6, threads=threads)
-    for key, call in calls.items():  # once per engine: compile caches, allocations, thread pools
-        time_block(call, iterations=5, warmup=job["warmup"])
-
-    pairs = [tuple(pair) for pair in job["pairs"]]
-    per_pair: dict[str, dict[str, list]] = {
-        pair_key(a, b): {"reference": a, "candidate": b, "reference_ms": [], "candidate_ms": [], "reference_first": []}
-        for a, b in pairs
-    }
-    blocks: dict[str, list] = {key: [] for key in calls}
-    rounds = []
-    for index in range(job["rounds"]):
-        others_before = wait_for_quiet(max_wait_s=job["quiet_wait_s"], threshold_cores=job["quiet_cores"], log=log)
-        monitor, started = CpuMonitor(), time.perf_counter()
-        measured, stats = time_round(calls, pairs, round_index=index, iterations=iterations,
-                                     warmup=job["block_warmup"], pause_s=job["pause_s"])
-        others = monitor.mark()
-        rounds.append({"others_cores_before": others_before, "others_cores": others,
-                       "seconds": round(time.perf_counter() - started, 2)})
-        for pair in measured:
-            entry = per_pair[pair_key(pair.reference, pair.candidate)]
-            entry["reference_ms"].append(pair.reference_ms)
-            entry["candidate_ms"].append(pair.candidate_ms)
-            entry["reference_first"].append(pair.reference_first)
-        for key, found in stats.items():
-            blocks[key] += [{**s.__dict__, "round": index} for s in found]
-        log(f"    round {index + 1}/{job['rounds']}: {rounds[-1]['seconds']:.0f} s, other processes used "
-            f"{'?' if others is None else f'{others:.2f}'} cores")
-    for key, found in blocks.items():
-        rows[key].update(
-            p50_ms=statistics.median(b["p50_ms"] for b in found), p90_ms=statistics.median(b["p90_ms"] for b in found),
-            mean_ms=statistics.median(b["mean_ms"] for b in found), min_ms=min(b["min_ms"] for b in found),
-            blocks=len(found), iterations=iterations, p50_ms_per_block=[round(b["p50_ms"], 4) for b in found],
-        )
-        rows[key]["throughput_ips"] = 1000.0 / rows[key]["mean_ms"]
-        known = [r["others_cores"] for r in rounds if r["others_cores"] is not None]
-        rows[key]["others_cores"] = statistics.median(known) if known else None
-    for runtime in runtimes.values():
-        runtime.close()
+    if args.serve:
+        serve(json.loads(args.serve))
+        return
+    if args.job is None or args.out is None:
+        parser.error("--job and --out are required")
+    result = run(json.loads(args.job.read_text(encoding="utf-8")))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"rows": rows, "pairs": per_pair, "rounds": rounds}, indent=2) + "\n",
-                        encoding="utf-8")
-
-
-def _batch(runtime: edgevision.runtimes.Runtime) -> np.ndarray:
-    """One image in the runtime's layout; the same seeded values for every row."""
-    shape = (1, *runtime.input_spec.shape[1:])
-    return np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
+    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

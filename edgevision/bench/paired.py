@@ -93,6 +93,11 @@ class PairRound:
     reference_first: bool
 
 
+#: Times one block of calls and returns its statistics: (iterations, warmup) → LatencyStats. The engine
+#: may live in this process (`in_process`) or in a worker process of its own.
+BlockTimer = Callable[[int, int], LatencyStats]
+
+
 def time_block(call: Callable[[], object], *, iterations: int, warmup: int) -> LatencyStats:
     """`warmup` untimed calls (thread pools wake up after another engine ran), then `iterations` timed."""
     for _ in range(warmup):
@@ -105,8 +110,13 @@ def time_block(call: Callable[[], object], *, iterations: int, warmup: int) -> L
     return LatencyStats.from_samples(samples)
 
 
+def in_process(call: Callable[[], object]) -> BlockTimer:
+    """A BlockTimer that runs `call` here."""
+    return lambda iterations, warmup: time_block(call, iterations=iterations, warmup=warmup)
+
+
 def time_round(
-    calls: Mapping[str, Callable[[], object]],
+    timers: Mapping[str, BlockTimer],
     pairs: Sequence[tuple[str, str]],
     *,
     round_index: int,
@@ -122,18 +132,18 @@ def time_round(
     """
     if iterations < 5:
         raise ConfigError(f"iterations must be ≥ 5 for a meaningful p50, got {iterations}.")
-    unknown = sorted({key for pair in pairs for key in pair} - set(calls))
+    unknown = sorted({key for pair in pairs for key in pair} - set(timers))
     if unknown:
-        raise ConfigError(f"Pairs name rows that were not given: {unknown}. Rows: {sorted(calls)}.")
+        raise ConfigError(f"Pairs name rows that were not given: {unknown}. Rows: {sorted(timers)}.")
     odd = round_index % 2 == 1
     blocks: dict[str, list[LatencyStats]] = {}
     measured = []
-    for reference, candidate in (reversed(pairs) if odd else pairs):
+    for reference, candidate in (list(reversed(pairs)) if odd else pairs):
         order = (candidate, reference) if odd else (reference, candidate)
         p50 = {}
         for key in order:
             time.sleep(pause_s)
-            stats = time_block(calls[key], iterations=iterations, warmup=warmup)
+            stats = timers[key](iterations, warmup)
             blocks.setdefault(key, []).append(stats)
             p50[key] = stats.p50_ms
         measured.append(PairRound(reference=reference, candidate=candidate, reference_ms=p50[reference],

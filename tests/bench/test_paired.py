@@ -7,7 +7,7 @@ import time
 import pytest
 
 from edgevision import errors
-from edgevision.bench.paired import RatioStats, pair_key, time_round
+from edgevision.bench.paired import RatioStats, in_process, pair_key, time_round
 
 
 def test_median_and_spread_of_per_round_ratios():
@@ -44,7 +44,7 @@ def test_mismatched_empty_or_zero_rounds_are_rejected(reference, candidate):
 
 def test_rounds_alternate_which_row_goes_first_and_the_order_of_pairs():
     order: list[str] = []
-    calls = {name: (lambda n=name: order.append(n)) for name in ("a", "b", "c")}
+    calls = {name: in_process(lambda n=name: order.append(n)) for name in ("a", "b", "c")}
     pairs = [("a", "b"), ("a", "c")]
     for index in range(2):
         order.clear()
@@ -62,7 +62,7 @@ def test_rounds_alternate_which_row_goes_first_and_the_order_of_pairs():
 
 
 def test_a_slow_call_measures_slower_than_a_fast_one():
-    calls = {"slow": lambda: time.sleep(0.002), "fast": lambda: None}
+    calls = {"slow": in_process(lambda: time.sleep(0.002)), "fast": in_process(lambda: None)}
     measured, _ = time_round(calls, [("slow", "fast")], round_index=0, iterations=5, warmup=1, pause_s=0.0)
     ratio = RatioStats.from_times([measured[0].reference_ms], [measured[0].candidate_ms])
     assert measured[0].reference_ms >= 2.0
@@ -70,7 +70,7 @@ def test_a_slow_call_measures_slower_than_a_fast_one():
 
 
 def test_pairs_naming_unknown_rows_or_too_few_iterations_are_config_errors():
-    calls = {"a": lambda: None}
+    calls = {"a": in_process(lambda: None)}
     with pytest.raises(errors.ConfigError, match="not given"):
         time_round(calls, [("a", "b")], round_index=0, iterations=5, warmup=0)
     with pytest.raises(errors.ConfigError, match="iterations"):

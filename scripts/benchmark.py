@@ -351,7 +351,7 @@ def run_stream_benchmarks(results: list[dict], work: Path, quiet_wait: float, th
         measured.append({"model": title, "bundle_label": label, "repeats": STREAM_REPEATS,
                          "others_cores_before": others, **{k: data[k] for k in (
             "bundle", "runtime", "threads", "workers", "raw_fps", "capture_fps", "capture_cpu_ms", "shared_cpu_bound",
-            "stream_fps", "ratio", "ratio_spread", "ratio_to_ceiling", "video", "input",
+            "stream_fps", "ratio", "ratio_spread", "ratio_to_ceiling", "video",
             "raw_fps_runs", "capture_fps_runs", "stream_fps_runs", "stream_cpu_cores_used")},
             "stage_mean_ms": data["stream_summary"].get("stage_mean_ms", {})})
     return measured

@@ -39,7 +39,8 @@ def render(payload: dict) -> str:
     for model in payload["models"]:
         lines += _model_section(model, s, labels=labels, full_candidates=candidates)
     lines += _overhead_section(payload["models"], s)
-    lines += stream_section(payload.get("stream"), threads=s["threads"], cpus=payload["machine"].get("cpus"))
+    lines += stream_section(payload.get("stream"), threads=s["threads"], cpus=payload["machine"].get("cpus"),
+                            size=s["latency_size"])
     lines += [
         "## Reproduce", "",
         "```", "make bench            # = .venv/bin/python scripts/benchmark.py --out docs", "```", "",

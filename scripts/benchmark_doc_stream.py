@@ -8,7 +8,7 @@ from __future__ import annotations
 STREAM_MIN_RATIO = 0.9
 
 
-def stream_section(stream: list[dict] | None, *, threads: int, cpus: int | None) -> list[str]:
+def stream_section(stream: list[dict] | None, *, threads: int, cpus: int | None, size: int) -> list[str]:
     """Stream FPS vs raw engine FPS; thread and core counts come from the run."""
     repeats = next((item["repeats"] for item in stream or [] if "repeats" in item), 3)
     size = next((f", {item['video']['kb_per_frame']:.0f} KB a frame" for item in stream or [] if "video" in item), "")
@@ -16,7 +16,7 @@ def stream_section(stream: list[dict] | None, *, threads: int, cpus: int | None)
              (f"`scripts/bench_stream.py`: a generated {_video(stream)} mp4v video (moving shapes on noise{size}: "
               "a hard case to decode) through `edgevision.run_stream` (capture thread: decode + preprocess ‖ "
               "inference thread: infer + head), end to end, vs `runtime.infer` alone on one preprocessed frame, same "
-              f"bundle{_input(stream)}, {threads} engine threads, {repeats} alternating runs: FPS are medians, "
+              f"bundle ({size}×{size} input), {threads} engine threads, {repeats} alternating runs: FPS are medians, "
               "stream / raw the median of each run's own ratio (min–max in brackets). *Capture alone* is the "
               "capture thread's work with no inference (decode + preprocess every frame): no pipeline beats the "
               "slower of raw and capture. *Workers* is `StreamConfig.workers` (`edgevision run --workers`): with 2, "
@@ -124,11 +124,6 @@ def _stream_ratio(item: dict) -> str:
     if not spread:
         return f"{item['ratio']:.3f}"
     return f"{item['ratio']:.3f} ({spread['min']:.3f}–{spread['max']:.3f})"
-
-
-def _input(stream: list[dict] | None) -> str:
-    sizes = {tuple(item["input"]) for item in stream or [] if "input" in item}
-    return f" (input {' / '.join('×'.join(str(v) for v in s) for s in sorted(sizes))})" if sizes else ""
 
 
 def _video(stream: list[dict] | None) -> str:

@@ -65,7 +65,7 @@ def fake_payload() -> dict:
     stream = [{"model": "ResNet-18", "bundle_label": "OpenVINO FP32", "runtime": "openvino", "workers": 1,
                "raw_fps": 90.0, "capture_fps": 400.0, "capture_cpu_ms": 2.0, "stream_fps": 85.0, "ratio": 0.94,
                "ratio_spread": RatioStats.from_ratios([0.93, 0.94, 0.95]).to_dict(), "shared_cpu_bound": 0.92,
-               "input": [1, 3, 224, 224], "video": {"width": 320, "height": 240, "kb_per_frame": 9.0},
+               "video": {"width": 320, "height": 240, "kb_per_frame": 9.0},
                "stage_mean_ms": {"infer_ms": 11.5, "preprocess_ms": 0.7}, "repeats": 3, "others_cores_before": 0.1}]
     return {
         "command": "python scripts/benchmark.py --out docs", "quick": False, "date": "2031-02-03 04:05 UTC",

@@ -259,8 +259,9 @@ def _overhead_section(models: list[dict], s: dict) -> list[str]:
         return lines[:2] + ["Not measured (no OpenVINO bundle could be built).", ""]
     lines.append("")
     if differ:
-        lines += [("Where the two compute in different precisions the ratio measures that choice, not call "
-                   "overhead: " + "; ".join(differ) + "."), ""]
+        lines += [("Where the two compute in different precisions the ratio includes that choice, not only call "
+                   "overhead: " + "; ".join(differ) + ". The rows computing in one precision on both sides "
+                   "measure the overhead."), ""]
     return lines
 
 

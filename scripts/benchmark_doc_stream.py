@@ -10,10 +10,12 @@ STREAM_MIN_RATIO = 0.9
 
 def stream_section(stream: list[dict] | None, *, threads: int, cpus: int | None, size: int) -> list[str]:
     """Stream FPS vs raw engine FPS; thread and core counts come from the run."""
-    repeats = next((item["repeats"] for item in stream or [] if "repeats" in item), 3)
-    size = next((f", {item['video']['kb_per_frame']:.0f} KB a frame" for item in stream or [] if "video" in item), "")
+    if stream is None:
+        return ["## Stream FPS vs raw engine FPS", "", "Not run (`--no-stream`).", ""]
+    repeats = next((item["repeats"] for item in stream if "repeats" in item), "?")
+    frame_kb = next((f", {item['video']['kb_per_frame']:.0f} KB a frame" for item in stream if "video" in item), "")
     lines = ["## Stream FPS vs raw engine FPS", "",
-             (f"`scripts/bench_stream.py`: a generated {_video(stream)} mp4v video (moving shapes on noise{size}: "
+             (f"`scripts/bench_stream.py`: a generated {_video(stream)} mp4v video (moving shapes on noise{frame_kb}: "
               "a hard case to decode) through `edgevision.run_stream` (capture thread: decode + preprocess ‖ "
               "inference thread: infer + head), end to end, vs `runtime.infer` alone on one preprocessed frame, same "
               f"bundle ({size}×{size} input), {threads} engine threads, {repeats} alternating runs: FPS are medians, "
@@ -24,8 +26,6 @@ def stream_section(stream: list[dict] | None, *, threads: int, cpus: int | None,
               f"(`stream_options(name, {threads}, workers=2)`: OpenVINO throughput streams, ONNX Runtime one session "
               f"each), and raw is measured the same way (two handles inferring at once). Target: stream ≥ "
               f"{STREAM_MIN_RATIO} × raw."), ""]
-    if stream is None:
-        return lines + ["Not run (`--no-stream`).", ""]
     if not stream:
         return lines + ["No bundle to run: the latency-size bundles it needs could not be built (see above).", ""]
     lines += [("| model | bundle | runtime | workers | raw FPS | capture alone FPS (CPU ms/frame) | stream FPS "

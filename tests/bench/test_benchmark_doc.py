@@ -95,7 +95,7 @@ def test_machine_facts_come_from_the_payload(benchmark_doc):
     assert "FP32, INT8" in text  # OpenVINO's own capability report
     assert "72 min 1 s wall time" in text and "2031-02-03 04:05 UTC" in text
     assert "fedcba9876543210fedcba9876543210fedcba98` (with uncommitted changes)" in text
-    assert "320×240" in text  # the stream video's size, from the payload
+    assert "320×240" in text and "(224×224 input)" in text  # the stream video's and the bundle's sizes
 
 
 def test_nothing_else_claims_a_machine(benchmark_doc):

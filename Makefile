@@ -29,8 +29,14 @@ test-fast: install
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 ## Speed benchmarks (not timed tests): writes docs/benchmarks.md and docs/benchmarks.json.
+## Speed-ups are medians of paired rounds; the doc reads the machine, flags and run time from the run.
 bench: install
 	$(PY) scripts/benchmark.py --out docs
+
+## A smoke run of the benchmark (one small model, 1-epoch training, few rounds): not for publishing.
+.PHONY: bench-quick
+bench-quick: install
+	$(PY) scripts/benchmark.py --quick --out runs/bench-quick --work runs/bench-quick/work
 
 ## A device-style environment: numpy + OpenCV + one engine, no torch; runs a bundle made by the full env.
 device-check: install

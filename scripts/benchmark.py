@@ -1,14 +1,15 @@
 """`make bench`: PyTorch eager vs ONNX Runtime vs OpenVINO vs "export + INT8 PTQ" vs edgevision's full
-pipeline (prune + distil + INT8) for ResNet-18 and MobileNetV3-Small, plus stream FPS vs raw engine FPS.
+pipeline (prune + distil + INT8) for ResNet-18 and MobileNetV3-Small, plus edgevision's runtime vs
+plain OpenVINO, plus stream FPS vs raw engine FPS.
 
 Writes <out>/benchmarks.md and <out>/benchmarks.json. Accuracy is measured through each engine at
-the training size on the digits validation split; latency at 224×224, batch 1, 2 threads, every
-row of a model in the same `edgevision.bench` run (each row in its own process). Latency runs are
-repeated `--rounds` times, interleaving all rows, and each row keeps its fastest round: the
-machine this runs on is shared, and a burst of other work should not decide a ratio.
+the training size on the digits TEST split (val chose epochs, checkpoints and parity; test chose
+nothing). Latency: 224×224, batch 1, `--threads` threads, each row's engine loaded once in a worker
+process of its own (scripts/benchmark_paired.py); each compared pair is timed back to back in every
+round, and a speed-up is the median of the per-round ratios, reported with its spread.
 
-    python scripts/benchmark.py --out docs            # ≈ 25-35 min on 2 cores
-    python scripts/benchmark.py --out /tmp/b --models mobilenet_v3_small --rounds 1
+    python scripts/benchmark.py --out docs                # what `make bench` runs
+    python scripts/benchmark.py --out /tmp/b --quick      # a smoke run: one small model, few rounds
 """
 
 from __future__ import annotations
@@ -17,19 +18,24 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
-from benchmark_doc import LABELS, write_markdown
-from benchmark_load import CpuMonitor, wait_for_quiet
+from benchmark_doc import write_markdown
+from benchmark_load import wait_for_quiet
+from benchmark_machine import code_version, describe_machine, engine_versions, openvino_cpu_capabilities
 from benchmark_models import (
     FULL_CANDIDATES,
+    INT8_BENCH_AGREEMENT,
+    INT8_SANITY_AGREEMENT,
     LATENCY_SIZE,
+    SANITY_IMAGES,
     VARIANTS,
+    BuiltBundles,
     ModelPlan,
     build_bundles,
     macs_at,
@@ -38,8 +44,10 @@ from benchmark_models import (
 )
 
 from edgevision.bench import BenchConfig, bench
+from edgevision.bench.paired import RatioStats, pair_key
 from edgevision.data.digits import DigitsSplit, make_digits_folder
-from edgevision.export.base import package_version
+from edgevision.export.parity import RELATIVE_TOLERANCE, ParityConfig
+from edgevision.types import Precision
 
 REPO = Path(__file__).resolve().parent.parent
 PLANS = {
@@ -55,10 +63,16 @@ PLANS = {
 }
 MAX_FULL_DROP_PT = 1.0
 MAX_PTQ_DROP_PT = 0.5
-THREADS = 2
 #: Before each latency round, wait for other processes to use less than this many cores.
 QUIET_CORES = 0.3
 STREAM_REPEATS = 5  # alternating raw / capture / stream runs per bundle; medians are reported
+#: OpenVINO bundles also timed in plain OpenVINO (thread count only), to measure edgevision's runtime overhead.
+OVERHEAD_ROWS = ("ov_fp32", "oneliner", "full_openvino")
+#: --quick: settings for a smoke run of the whole script (not for publishing: says so in the doc).
+QUICK = {"models": "mobilenet_v3_small", "rounds": 3, "iterations": 20, "warmup": 5, "block_warmup": 3,
+         "calibration_images": 50, "quiet_wait": 0.0, "no_stream": True}
+QUICK_EPOCHS = 1
+LABELS = {v.key: v.label for v in VARIANTS}
 _STARTED = time.perf_counter()
 
 
@@ -67,23 +81,39 @@ def log(message: str) -> None:
     print(f"[{int(elapsed // 60):3d}:{int(elapsed % 60):02d}] {message}", flush=True)
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Write benchmarks.md and benchmarks.json (see module docstring).")
     parser.add_argument("--out", type=Path, default=Path("docs"), help="where benchmarks.md/.json go")
     parser.add_argument("--work", type=Path, default=Path("runs/bench"), help="models, bundles and scratch files")
     parser.add_argument("--models", default=",".join(PLANS), help=f"comma-separated subset of {', '.join(PLANS)}")
     parser.add_argument("--train-size", type=int, default=64, help="training (and accuracy) input size")
-    parser.add_argument("--iterations", type=int, default=300, help="timed calls per latency row")
-    parser.add_argument("--warmup", type=int, default=50, help="untimed calls before timing")
-    parser.add_argument("--rounds", type=int, default=2, help="latency runs per model; each row keeps its fastest")
+    parser.add_argument("--threads", type=int, default=2, help="engine threads for every latency row")
+    parser.add_argument("--rounds", type=int, default=5, help="paired rounds; speed-ups are the median over rounds")
+    parser.add_argument("--iterations", type=int, default=100, help="timed calls per row per block")
+    parser.add_argument("--warmup", type=int, default=50, help="untimed calls per engine after loading it")
+    parser.add_argument("--block-warmup", type=int, default=10, help="untimed calls before each timed block")
     parser.add_argument("--calibration-images", type=int, default=300, help="INT8 calibration images (train split)")
     parser.add_argument("--quiet-wait", type=float, default=180.0,
                         help="seconds to wait, before each latency round, for other processes to go quiet")
     parser.add_argument("--fresh", action="store_true", help="retrain instead of reusing models cached in --work")
     parser.add_argument("--no-stream", action="store_true", help="skip the stream FPS benchmark")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"smoke run: {QUICK_EPOCHS}-epoch models and "
+                        + ", ".join(f"{k}={v}" for k, v in QUICK.items()) + " (options given explicitly win)")
     parser.add_argument("--render-only", action="store_true",
                         help="re-write benchmarks.md from the benchmarks.json already in --out (no measuring)")
     args = parser.parse_args()
+    if args.quick:
+        for name, value in QUICK.items():
+            if getattr(args, name) == parser.get_default(name):
+                setattr(args, name, value)
+    if args.rounds < 1 or args.iterations < 5 or args.threads < 1:
+        raise SystemExit("--rounds must be ≥ 1, --iterations ≥ 5 and --threads ≥ 1")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
     if args.render_only:
         payload = json.loads((args.out / "benchmarks.json").read_text(encoding="utf-8"))
         write_markdown(payload, args.out / "benchmarks.md")
@@ -93,28 +123,40 @@ def main() -> None:
     unknown = [n for n in names if n not in PLANS]
     if unknown:
         raise SystemExit(f"unknown model(s) {unknown}; choose from {', '.join(PLANS)}")
-    if args.rounds < 1:
-        raise SystemExit("--rounds must be at least 1")
 
+    started_at = dt.datetime.now(dt.UTC)
     machine = describe_machine()
-    log(f"edgevision benchmark on {machine['cpu_model']} ({machine['cpus']} CPUs), load average {machine['load_start']}")
+    log(f"edgevision benchmark on {machine['cpu_model']} ({machine['cpus']} CPUs), "
+        f"load average {machine['load_start']}")
     digits = make_digits_folder(args.work / "digits", size=args.train_size)
-    results = [run_model(PLANS[name], digits, args) for name in names]
-    stream = None if args.no_stream else run_stream_benchmarks(results, args.work, args.quiet_wait)
+    plans = [PLANS[name] for name in names]
+    if args.quick:
+        plans = [replace(plan, train_epochs=QUICK_EPOCHS, distill_epochs=QUICK_EPOCHS) for plan in plans]
+    results = [run_model(plan, digits, args) for plan in plans]
+    stream = None if args.no_stream else run_stream_benchmarks(results, args.work, args.quiet_wait, args.threads)
     machine["load_end"] = [round(v, 2) for v in os.getloadavg()]
     payload = {
         "command": " ".join(["python", "scripts/benchmark.py", *sys.argv[1:]]),
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "quick": args.quick,
+        "date": started_at.strftime("%Y-%m-%d %H:%M UTC"),
+        "code_version": code_version(),
         "machine": machine,
         "settings": {
-            "train_size": args.train_size, "latency_size": LATENCY_SIZE, "batch_size": 1, "threads": THREADS,
-            "iterations": args.iterations, "warmup": args.warmup, "rounds": args.rounds,
-            "quiet_wait_s": args.quiet_wait, "quiet_cores": QUIET_CORES,
-            "calibration_images": args.calibration_images,
+            "train_size": args.train_size, "latency_size": LATENCY_SIZE, "batch_size": 1, "threads": args.threads,
+            "iterations": args.iterations, "warmup": args.warmup, "block_warmup": args.block_warmup,
+            "rounds": args.rounds, "quiet_wait_s": args.quiet_wait, "quiet_cores": QUIET_CORES,
+            "calibration_images": args.calibration_images, "accuracy_split": "test", "selection_split": "val",
+            "parity": {
+                "fp32_relative_tolerance": RELATIVE_TOLERANCE[Precision.FP32],
+                "int8_bench_agreement": INT8_BENCH_AGREEMENT,
+                "default_int8_agreement": ParityConfig().min_top1_agreement,
+                "int8_sanity_agreement": INT8_SANITY_AGREEMENT, "sanity_images": SANITY_IMAGES,
+            },
             "targets": {"max_full_drop_pt": MAX_FULL_DROP_PT, "max_ptq_drop_pt": MAX_PTQ_DROP_PT},
         },
-        "versions": {name: package_version(name) for name in ("edgevision", "torch", "onnxruntime", "openvino", "nncf",
-                                                                 "torch-pruning", "litert-torch", "ai-edge-litert")},
+        "versions": engine_versions(),
+        "labels": LABELS,
+        "full_candidates": list(FULL_CANDIDATES),
         "models": results,
         "stream": stream,
         "seconds": round(time.perf_counter() - _STARTED, 1),
@@ -138,51 +180,43 @@ def run_model(plan: ModelPlan, digits: DigitsSplit, args: argparse.Namespace) ->
     large = build_bundles(prepared, bundle_root, size=LATENCY_SIZE, digits=digits,
                           calibration_images=args.calibration_images, log=log)
 
-    log(f"{plan.title}: accuracy through each engine on {digits.val} at {args.train_size}×{args.train_size}")
+    log(f"{plan.title}: accuracy through each engine on {digits.test} (test split) "
+        f"at {args.train_size}×{args.train_size}")
     keys = [v.key for v in VARIANTS if v.key in small.bundles]
     accuracy_report = bench([small.bundles[k] for k in keys],
-                            config=BenchConfig(threads=(THREADS,), iterations=10, warmup=2, data=digits.val))
+                            config=BenchConfig(threads=(args.threads,), iterations=10, warmup=2, data=digits.test))
     accuracy = {k: row.accuracy for k, row in zip(keys, accuracy_report.rows, strict=True)}
     images = accuracy_report.rows[0].accuracy_images
 
     keys = [v.key for v in VARIANTS if v.key in large.bundles]
-    rounds: list[dict[str, dict]] = []
-    for index in range(1, args.rounds + 1):
-        others = wait_for_quiet(max_wait_s=args.quiet_wait, threshold_cores=QUIET_CORES, log=log)
-        log(f"{plan.title}: latency round {index}/{args.rounds} ({len(keys)} rows × {args.iterations} calls; "
-            f"other processes using {_cores(others)} cores)")
-        rows_load: list[float | None] = []
-        monitor = CpuMonitor()
-
-        def on_progress(phase: str, _amount: int, loads: list = rows_load, cpu: CpuMonitor = monitor) -> None:
-            if phase == "row":
-                loads.append(cpu.mark())
-
-        report = bench([large.bundles[k] for k in keys], progress=on_progress,
-                       config=BenchConfig(threads=(THREADS,), iterations=args.iterations, warmup=args.warmup))
-        rounds.append({k: {**row_dict(row), "others_cores": load}
-                       for k, row, load in zip(keys, report.rows, rows_load, strict=True)})
-        for k in keys:
-            row = rounds[-1][k]
-            log(f"    {k:18s} p50 {row['p50_ms']:8.3f} ms  p90 {row['p90_ms']:8.3f} ms  "
-                f"(others used {_cores(row['others_cores'])} cores)")
-    rows = {k: {**min((r[k] for r in rounds), key=lambda row: row["p50_ms"]),
-                "p50_ms_per_round": [round(r[k]["p50_ms"], 4) for r in rounds],
-                "others_cores_per_round": [r[k]["others_cores"] for r in rounds]} for k in keys}
+    pairs = plan_pairs(keys)
+    log(f"{plan.title}: latency, {args.rounds} paired rounds of {len(pairs)} pairs × {args.iterations} calls")
+    timing = run_paired(plan, large, keys, pairs, args)
+    rows = timing["rows"]
+    ratios = {name: {"reference": p["reference"], "candidate": p["candidate"],
+                     **RatioStats.from_times(p["reference_ms"], p["candidate_ms"]).to_dict()}
+              for name, p in timing["pairs"].items()}
     macs = {
         "original": macs_at(prepared.original, LATENCY_SIZE), "compressed": macs_at(prepared.compressed, LATENCY_SIZE),
         "original_at_train_size": macs_at(prepared.original, args.train_size),
         "compressed_at_train_size": macs_at(prepared.compressed, args.train_size),
     }
     for key, row in rows.items():
-        row["macs"] = macs["compressed" if key in FULL_CANDIDATES else "original"]
+        base = key.removeprefix("plain_")
+        row["macs"] = macs["compressed" if base in FULL_CANDIDATES else "original"]
         row["accuracy"] = accuracy.get(key)
     candidates = [k for k in FULL_CANDIDATES if k in rows]
-    best = min(candidates, key=lambda k: rows[k]["p50_ms"]) if candidates else None
+    # A candidate whose accuracy could not be measured (it failed parity at the training size) cannot
+    # show the pipeline kept its accuracy, so it is chosen only when no candidate has one.
+    eligible = [k for k in candidates if accuracy.get(k) is not None] or candidates
+    best = min(eligible, key=lambda k: rows[k]["p50_ms"]) if eligible else None
+    for key in rows:
+        log(f"    {key:22s} p50 {rows[key]['p50_ms']:8.3f} ms  p90 {rows[key]['p90_ms']:8.3f} ms")
     result = {
         "architecture": plan.architecture, "title": plan.title, "plan": plan_dict(plan),
-        "train_size": args.train_size, "accuracy_images": images, "accuracy": accuracy, "rows": rows,
-        "best_engine": best, "macs": macs, "compression": prepared.compression,
+        "train_size": args.train_size, "accuracy_split": "test", "accuracy_images": images, "accuracy": accuracy,
+        "rows": rows, "ratios": ratios, "rounds": timing["rounds"], "best_engine": best, "macs": macs,
+        "compression": prepared.compression, "provenance": prepared.provenance,
         "parity": {"train_size": small.parity, "latency_size": large.parity},
         "failures": {f"{k} ({size})": why for size, built in ((args.train_size, small), (LATENCY_SIZE, large))
                      for k, why in built.failures.items()},
@@ -192,48 +226,86 @@ def run_model(plan: ModelPlan, digits: DigitsSplit, args: argparse.Namespace) ->
     }
     result["targets"] = evaluate_targets(plan, result)
     for target in result["targets"]:
-        log(f"  {'MET   ' if target['met'] else 'MISSED'} {target['name']}: {target['measured']} (target {target['target']})")
+        log(f"  {'MET   ' if target['met'] else 'MISSED'} {target['name']}: {target['measured']} "
+            f"(target {target['target']})")
     return result
 
 
-def _cores(value: float | None) -> str:
-    return "?" if value is None else f"{value:.2f}"
+def plan_pairs(keys: list[str]) -> list[tuple[str, str]]:
+    """(reference, candidate) pairs to time: every row against eager, the full-pipeline candidates against
+    the one-liner, INT8 against FP32 in OpenVINO, and edgevision's OpenVINO rows against plain OpenVINO."""
+    candidates = [k for k in FULL_CANDIDATES if k in keys]
+    pairs: list[tuple[str, str]] = []
+    if "eager" in keys:
+        pairs += [("eager", k) for k in keys if k != "eager"]
+    if "oneliner" in keys:
+        pairs += [("oneliner", k) for k in candidates]
+        if "ov_fp32" in keys:
+            pairs.append(("ov_fp32", "oneliner"))
+    pairs += [(k, f"plain_{k}") for k in OVERHEAD_ROWS if k in keys]
+    return pairs
 
 
-def row_dict(row) -> dict:
-    lat = row.latency
-    return {
-        "runtime": row.runtime, "format": row.format, "precision": row.precision,
-        "engine_precision": row.engine_precision, "threads": row.threads, "p50_ms": lat.p50_ms, "p90_ms": lat.p90_ms,
-        "p99_ms": lat.p99_ms, "mean_ms": lat.mean_ms, "std_ms": lat.std_ms, "min_ms": lat.min_ms,
-        "iterations": lat.n, "throughput_ips": row.throughput_ips, "size_mb": row.size_mb, "peak_rss_mb": row.peak_rss_mb,
-    }
+def bf16_rows(keys: list[str]) -> tuple[dict[str, dict], list[tuple[str, str]]]:
+    """Where OpenVINO's CPU plugin reports BF16: the FP32 bundle through edgevision with bf16 asked for,
+    paired with plain OpenVINO (which picks its own default), so the overhead is compared at one precision."""
+    capabilities = openvino_cpu_capabilities() or []
+    if "ov_fp32" not in keys or "BF16" not in capabilities:
+        return {}, []
+    rows = {"ov_fp32_bf16": {"precision_hint": "bf16", "same_bundle_as": "ov_fp32"}}
+    return rows, [("ov_fp32_bf16", "plain_ov_fp32")]
+
+
+def run_paired(plan: ModelPlan, built: BuiltBundles, keys: list[str], pairs: list[tuple[str, str]],
+               args: argparse.Namespace) -> dict:
+    """scripts/benchmark_paired.py in a subprocess: it starts one worker process per row and times the pairs."""
+    rows = {k: {"bundle": str(built.bundles[k].path)} for k in keys}
+    extra, extra_pairs = bf16_rows(keys)
+    rows |= {k: {"bundle": rows[spec["same_bundle_as"]]["bundle"], **spec} for k, spec in extra.items()}
+    rows |= {f"plain_{k}": {"bundle": str(built.bundles[k].path), "plain_openvino": True, "same_bundle_as": k}
+             for k in OVERHEAD_ROWS if k in keys}
+    pairs = [*pairs, *extra_pairs]
+    job = {"rows": rows, "pairs": pairs, "threads": args.threads, "rounds": args.rounds,
+           "iterations": args.iterations, "warmup": args.warmup, "block_warmup": args.block_warmup,
+           "quiet_wait_s": args.quiet_wait, "quiet_cores": QUIET_CORES, "pause_s": 0.1}
+    scratch = args.work / "paired"
+    scratch.mkdir(parents=True, exist_ok=True)
+    job_path, out = scratch / f"{plan.architecture}-job.json", scratch / f"{plan.architecture}.json"
+    job_path.write_text(json.dumps(job, indent=2), encoding="utf-8")
+    command = [sys.executable, str(REPO / "scripts" / "benchmark_paired.py"), "--job", str(job_path), "--out", str(out)]
+    done = subprocess.run(command, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"paired timing of {plan.title} failed (exit code {done.returncode}); see the output above")
+    return json.loads(out.read_text(encoding="utf-8"))
 
 
 def evaluate_targets(plan: ModelPlan, result: dict) -> list[dict]:
-    """The issue's targets for this model, each with what was measured and whether it was met."""
-    rows, accuracy, best = result["rows"], result["accuracy"], result["best_engine"]
+    """The issue's targets for this model, each with the paired median measured and whether it was met."""
+    ratios, accuracy, best = result["ratios"], result["accuracy"], result["best_engine"]
     targets = []
 
-    def add(name: str, target: str, measured: float | None, met: bool | None, unit: str) -> None:
+    def add(name: str, target: str, measured: float | None, met: bool | None, unit: str,
+            spread: dict | None = None) -> None:
         shown = "not measured" if measured is None else f"{measured:.2f}{unit}"
-        targets.append({"name": name, "target": target, "measured": shown, "value": measured, "met": bool(met)})
+        if spread is not None:
+            shown += f" (IQR {spread['q1']:.2f}–{spread['q3']:.2f}, range {spread['min']:.2f}–{spread['max']:.2f})"
+        targets.append({"name": name, "target": target, "measured": shown, "value": measured, "met": bool(met),
+                        "spread": spread})
 
-    def ratio(numerator: str, denominator: str | None) -> float | None:
-        if denominator is None or numerator not in rows or denominator not in rows:
-            return None
-        return rows[numerator]["p50_ms"] / rows[denominator]["p50_ms"]
+    def ratio(reference: str, candidate: str | None) -> dict | None:
+        return None if candidate is None else ratios.get(pair_key(reference, candidate))
 
     def drop(key: str | None) -> float | None:
         if key is None or accuracy.get("eager") is None or accuracy.get(key) is None:
             return None
         return (accuracy["eager"] - accuracy[key]) * 100.0
 
-    vs_eager, vs_oneliner = ratio("eager", best), ratio("oneliner", best)
-    add("full pipeline speed-up vs PyTorch eager", f"≥ {plan.min_speedup_vs_eager:g}×", vs_eager,
-        vs_eager is not None and vs_eager >= plan.min_speedup_vs_eager, "×")
-    add("full pipeline speed-up vs export + INT8 PTQ", f"≥ {plan.min_speedup_vs_oneliner:g}×", vs_oneliner,
-        vs_oneliner is not None and vs_oneliner >= plan.min_speedup_vs_oneliner, "×")
+    for reference, name, needed in (("eager", "full pipeline speed-up vs PyTorch eager", plan.min_speedup_vs_eager),
+                                    ("oneliner", "full pipeline speed-up vs export + INT8 PTQ",
+                                     plan.min_speedup_vs_oneliner)):
+        found = ratio(reference, best)
+        value = None if found is None else found["median"]
+        add(name, f"≥ {needed:g}× (paired median)", value, value is not None and value >= needed, "×", found)
     full_drop, ptq_drop = drop(best), drop("oneliner")
     add("full pipeline top-1 drop through the engine", f"≤ {MAX_FULL_DROP_PT:g} pt", full_drop,
         full_drop is not None and full_drop <= MAX_FULL_DROP_PT + 1e-9, " pt")
@@ -242,7 +314,7 @@ def evaluate_targets(plan: ModelPlan, result: dict) -> list[dict]:
     return targets
 
 
-def run_stream_benchmarks(results: list[dict], work: Path, quiet_wait: float) -> list[dict]:
+def run_stream_benchmarks(results: list[dict], work: Path, quiet_wait: float, threads: int) -> list[dict]:
     """scripts/bench_stream.py on a 640×480 video for a few 224×224 bundles (in a subprocess each).
 
     The uncompressed FP32 bundles are inference-bound (the case the 0.9 target is about), each with
@@ -261,11 +333,11 @@ def run_stream_benchmarks(results: list[dict], work: Path, quiet_wait: float) ->
     for result, label, bundle, workers in chosen:
         title = result["title"]
         others = wait_for_quiet(max_wait_s=quiet_wait, threshold_cores=QUIET_CORES, log=log)
-        log(f"stream: {title} {label} (640×480 video, {THREADS} engine threads, {workers} worker(s); "
+        log(f"stream: {title} {label} (640×480 video, {threads} engine threads, {workers} worker(s); "
             f"other processes using {_cores(others)} cores)")
         out = work / "stream" / f"{result['architecture']}-{Path(bundle).name}-w{workers}.json"
         command = [sys.executable, str(REPO / "scripts" / "bench_stream.py"), "--bundle", bundle,
-                   "--threads", str(THREADS), "--workers", str(workers), "--repeats", str(STREAM_REPEATS),
+                   "--threads", str(threads), "--workers", str(workers), "--repeats", str(STREAM_REPEATS),
                    "--frames", "300", "--out", str(out)]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
@@ -279,30 +351,13 @@ def run_stream_benchmarks(results: list[dict], work: Path, quiet_wait: float) ->
         measured.append({"model": title, "bundle_label": label, "repeats": STREAM_REPEATS,
                          "others_cores_before": others, **{k: data[k] for k in (
             "bundle", "runtime", "threads", "workers", "raw_fps", "capture_fps", "capture_cpu_ms", "shared_cpu_bound",
-            "stream_fps", "ratio", "ratio_to_ceiling", "video",
+            "stream_fps", "ratio", "ratio_spread", "ratio_to_ceiling", "video",
             "raw_fps_runs", "capture_fps_runs", "stream_fps_runs", "stream_cpu_cores_used")},
             "stage_mean_ms": data["stream_summary"].get("stage_mean_ms", {})})
     return measured
 
-
-def describe_machine() -> dict:
-    model = platform.processor() or "unknown"
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        model = next(line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name"))
-    except (OSError, StopIteration):
-        pass
-    flags = ""
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text()
-        found = {f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_int8") if f" {f}" in cpuinfo}
-        flags = ", ".join(sorted(found))
-    except OSError:
-        pass
-    return {
-        "cpu_model": model, "cpus": os.cpu_count(), "isa": flags, "platform": platform.platform(),
-        "python": platform.python_version(), "load_start": [round(v, 2) for v in os.getloadavg()],
-    }
+def _cores(value: float | None) -> str:
+    return "?" if value is None else f"{value:.2f}"
 
 
 if __name__ == "__main__":

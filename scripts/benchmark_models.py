@@ -1,19 +1,25 @@
 """The models and bundles behind `make bench`: train, prune + distil, and export every compared variant.
 
-Models are trained on the digits set at a small size (224×224 training on two CPU cores would take
-hours) and cached in the work directory, keyed on their settings. Pruning removes channels, so the
+Models are trained on the digits set at a small size (the training size, `--train-size`) and cached
+in the work directory, keyed on their settings and on the digits split they were trained on; next to
+each cached model a JSON file records the git commit that built it, which the doc shows when the
+model is reused. Pruning removes channels, so the
 network's structure does not depend on the input size: the same weights are exported twice, at the
 training size (to measure accuracy through each engine) and at 224×224 (to measure latency).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import json
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from benchmark_machine import code_version
 
 from edgevision.bundle import Bundle
 from edgevision.compress.calibration import CalibrationConfig
@@ -84,6 +90,27 @@ class PreparedModels:
     original_accuracy: float  # torch, val split, training size
     compression: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    #: "original" / "compressed" → {"reused": bool, "path", "built_by": {"commit", "dirty"}, "built_at"}
+    provenance: dict[str, dict] = field(default_factory=dict)
+
+
+def data_tag(digits: DigitsSplit) -> str:
+    """A short hash of the digits split's settings: a model trained on another split is not reused."""
+    stamp = digits.train.parent / "digits.json"
+    text = stamp.read_text(encoding="utf-8") if stamp.is_file() else str(digits)
+    return hashlib.sha1(text.encode()).hexdigest()[:8]
+
+
+def _built_now() -> dict:
+    return {"built_by": code_version(), "built_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")}
+
+
+def _provenance(path: Path, meta: dict | None, *, reused: bool) -> dict:
+    meta = meta or {}
+    return {"reused": reused, "path": str(path),
+            "built_by": meta.get("built_by", {"commit": "unknown (cached before commits were recorded)",
+                                              "dirty": None}),
+            "built_at": meta.get("built_at", "unknown")}
 
 
 def prepare_models(
@@ -92,14 +119,20 @@ def prepare_models(
     """Train (or reuse) the original model, then prune + distil it (or reuse the cached result)."""
     models = work / "models"
     models.mkdir(parents=True, exist_ok=True)
-    teacher_path = models / f"{plan.key(train_size)}.pt"
+    key = f"{plan.key(train_size)}-data{data_tag(digits)}"
+    teacher_path = models / f"{key}.pt"
+    teacher_meta_path = teacher_path.with_suffix(".json")
     student_path = models / (
-        f"{plan.key(train_size)}-keep{plan.channel_ratio:g}-kd{plan.distill_epochs}ep-lr{plan.distill_learning_rate:g}.pt"
+        f"{key}-keep{plan.channel_ratio:g}-kd{plan.distill_epochs}ep-lr{plan.distill_learning_rate:g}.pt"
     )
     meta_path = student_path.with_suffix(".json")
     seconds: dict[str, float] = {}
+    provenance: dict[str, dict] = {}
     if teacher_path.is_file() and not fresh:
-        log(f"  reusing trained {plan.architecture} from {teacher_path} (--fresh retrains)")
+        teacher_meta = json.loads(teacher_meta_path.read_text()) if teacher_meta_path.is_file() else None
+        provenance["original"] = _provenance(teacher_path, teacher_meta, reused=True)
+        log(f"  reusing trained {plan.architecture} from {teacher_path}, built by "
+            f"{provenance['original']['built_by']['commit']} (--fresh retrains)")
         original = TrainedModel.load(teacher_path)
     else:
         started = time.perf_counter()
@@ -111,10 +144,15 @@ def prepare_models(
         )
         original.save(teacher_path)
         seconds["train"] = time.perf_counter() - started
-    if student_path.is_file() and meta_path.is_file() and not fresh:
-        log(f"  reusing pruned + distilled model from {student_path}")
-        compressed = TrainedModel.load(student_path)
+        teacher_meta = _built_now()
+        teacher_meta_path.write_text(json.dumps(teacher_meta, indent=2))
+        provenance["original"] = _provenance(teacher_path, teacher_meta, reused=False)
+    if student_path.is_file() and meta_path.is_file() and provenance["original"]["reused"]:
         meta = json.loads(meta_path.read_text())
+        provenance["compressed"] = _provenance(student_path, meta, reused=True)
+        log(f"  reusing pruned + distilled model from {student_path}, built by "
+            f"{provenance['compressed']['built_by']['commit']}")
+        compressed = TrainedModel.load(student_path)
     else:
         started = time.perf_counter()
         log(f"  pruning to {plan.channel_ratio:.0%} of channels (L1, BatchNorm re-estimated)")
@@ -140,11 +178,13 @@ def prepare_models(
         meta = {
             "original_accuracy": distill_report.teacher_accuracy,
             "prune": compressed.notes.get("prune", ""), "distill": compressed.notes.get("distill", ""),
+            **_built_now(),
         }
         meta_path.write_text(json.dumps(meta, indent=2))
+        provenance["compressed"] = _provenance(student_path, meta, reused=False)
     return PreparedModels(
         original=original, compressed=compressed, original_accuracy=meta["original_accuracy"],
-        compression={"prune": meta["prune"], "distill": meta["distill"]}, seconds=seconds,
+        compression={"prune": meta["prune"], "distill": meta["distill"]}, seconds=seconds, provenance=provenance,
     )
 
 
@@ -162,11 +202,12 @@ def macs_at(model: TrainedModel, size: int) -> int:
 
 
 #: INT8 bundles must agree with their FP32 torch model on this share of images to be benchmarked.
-#: Lower than edgevision's default (0.98) on purpose: a lossy INT8 model is still measured, and its
-#: cost shows in the accuracy column and the targets rather than as a missing row.
+#: Lower than edgevision's default (ParityConfig.min_top1_agreement) on purpose: a lossy INT8 model is
+#: still measured, and its cost shows in the accuracy column and the targets rather than as a missing row.
 INT8_BENCH_AGREEMENT = 0.9
 #: At 224×224, a size the models never saw, parity only proves the graph computes the same thing
-#: (a broken graph agrees on ~10 % of digits); their predictions there are not meant to be right.
+#: (a broken graph agrees at chance level, one in ten digit classes); their predictions there are not
+#: meant to be right.
 INT8_SANITY_AGREEMENT = 0.5
 SANITY_IMAGES = 100
 

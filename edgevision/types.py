@@ -1,8 +1,8 @@
 """Enumerations shared by every stage (typed options instead of free strings)."""
 
 from __future__ import annotations
-from ._compat.enum import StrEnum
 
+from ._compat.enum import StrEnum
 
 
 class Format(StrEnum):
@@ -19,6 +19,7 @@ class Precision(StrEnum):
 
     FP32 = "fp32"
     FP16 = "fp16"
+    BF16 = "bf16"  # OpenVINO on CPUs with AVX512-BF16/AMX: weights stored fp16, computed in bfloat16
     INT8 = "int8"
 
 

@@ -115,9 +115,9 @@ def save_ir(ov_model: Any, directory: str | os.PathLike[str], *, precision: Prec
 def check_bf16_cpu() -> None:
     """Refuse a bf16 export before any work where this CPU cannot compute bf16 (parity could not be checked)."""
     ov = require("openvino", extra="openvino", what="OpenVINO")
-    from ..runtimes.openvino import check_bf16
+    from ..runtimes.openvino import check_bf16, cpu_capabilities
 
-    check_bf16(ov.Core(), "CPU")
+    check_bf16(cpu_capabilities(ov.Core()), "CPU")
 
 
 def _tensor_name(port: Any, *, fallback: str) -> str:

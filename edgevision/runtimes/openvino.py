@@ -81,7 +81,7 @@ class OpenVINORuntime(Runtime):
         weights = str(self.bundle.path / files[1]) if len(files) > 1 else ""
         model = core.read_model(str(self.bundle.model_path), weights)
         if self.bundle.manifest.precision is Precision.BF16 or self.options.precision_hint is InferencePrecision.BF16:
-            check_bf16(core, self.options.device)
+            check_bf16(cpu_capabilities(core), self.options.device)
         self._static_batch = self._choose_static_batch()
         if self._static_batch is not None and self.input_spec.dynamic_batch:
             model.reshape([self._static_batch, *self.input_spec.shape[1:]])
@@ -189,35 +189,47 @@ COMPUTE_LAYERS = frozenset({
 def runtime_model_precision(runtime_model: Any) -> EnginePrecision:
     """Compute layers per precision from a compiled model's runtime (execution) graph.
 
-    Each node's rt_info carries "layerType" and "runtimePrecision" (the precision the kernel runs in:
-    u8/i8 for quantised convolutions, f32/bf16/f16 for float ones), written by the plugin.
+    Each node's rt_info names its "layerType"; a compute layer's precision is the element type of its
+    activation input (u8/i8 for quantised convolutions, f32/bf16/f16 for float ones). Its
+    "runtimePrecision" is not used: with FP16-compressed weights it says f16 for convolutions that
+    take and give f32 (checked on OpenVINO 2026.4, f32 hint).
     """
-    precisions = []
+    precisions, narrow_weights = [], 0
     for op in runtime_model.get_ordered_ops():
         info = op.get_rt_info()
-        if "layerType" not in info or "runtimePrecision" not in info:
+        if "layerType" not in info or info["layerType"].astype(str) not in COMPUTE_LAYERS:
             continue
-        if info["layerType"].astype(str) in COMPUTE_LAYERS:
-            precisions.append(normalise(info["runtimePrecision"].astype(str)))
-    if not precisions:
-        return EnginePrecision.unknown("OpenVINO's runtime model names no compute layers with a runtime precision")
-    return EnginePrecision(count(precisions), source="OpenVINO runtime model (rt_info runtimePrecision)")
+        activations = normalise(op.input(0).get_element_type().get_type_name())
+        precisions.append(activations)
+        if op.get_input_size() > 1 and activations in ("fp32", "bf16"):
+            weights = normalise(op.input(1).get_element_type().get_type_name())
+            narrow_weights += weights in ("fp16", "int8") and weights != activations
+    if not any(precisions):
+        return EnginePrecision.unknown("OpenVINO's runtime model names no compute layers with a known input type")
+    note = f"{narrow_weights} layers keep compressed (fp16/int8) weights, computed in float" if narrow_weights else ""
+    return EnginePrecision(count(precisions), source="OpenVINO runtime model (layer input types)", note=note)
+
+
+def cpu_capabilities(core: Any) -> tuple[str, ...]:
+    """OpenVINO's CPU plugin's OPTIMIZATION_CAPABILITIES here ("FP32", "BF16", "INT8", ...); () without a CPU plugin."""
+    try:
+        return tuple(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+    except Exception:  # noqa: BLE001 - no CPU plugin
+        return ()
 
 
 def cpu_has_bf16(core: Any) -> bool:
     """Whether OpenVINO's CPU plugin can compute in bf16 here (AVX512-BF16 or AMX)."""
-    try:
-        return "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-    except Exception:  # noqa: BLE001 - no CPU plugin
-        return False
+    return "BF16" in cpu_capabilities(core)
 
 
-def check_bf16(core: Any, device: str) -> None:
+def check_bf16(capabilities: tuple[str, ...], device: str) -> None:
     """Refuse bf16 on a CPU that lacks it: OpenVINO would silently run f32 and the label would lie."""
-    if device.upper().startswith("CPU") and not cpu_has_bf16(core):
+    if device.upper().startswith("CPU") and "BF16" not in capabilities:
         raise ConfigError(
-            "bf16 needs a CPU with the avx512_bf16 or amx_bf16 flag (see /proc/cpuinfo); this one has neither. "
-            "Use an fp16 or fp32 bundle here, or run the bf16 bundle on a CPU that has it."
+            "bf16 needs a CPU with the avx512_bf16 or amx_bf16 flag (see /proc/cpuinfo); this one has neither "
+            f"(OpenVINO reports {', '.join(capabilities) or 'no CPU capabilities'}). Use an fp16 or fp32 bundle here, "
+            "or run the bf16 bundle on a CPU that has it."
         )
 
 

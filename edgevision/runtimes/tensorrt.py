@@ -29,9 +29,8 @@ from .tensorrt_cache import (
     check_cached_engine,
     engine_key,
     engine_layer_precision,
-    has_calibration_cache,
     onnx_sha256,
-    plan_build,
+    plan_for_bundle,
     profile_shapes,
     superseded_engines,
     write_cached_engine,
@@ -190,10 +189,7 @@ def load_or_build_engine(
     Returns (engine, plan, status line). Pass `calibrator` to build an INT8 engine from a float
     bundle (TensorRT 10); the engine is cached, so a later plain load with precision int8 reuses it.
     """
-    plan = plan_build(
-        requested=options.precision, file_precision=bundle.manifest.precision, tensorrt_version=trt.__version__,
-        calibration_cache=has_calibration_cache(bundle),
-    )
+    plan = plan_for_bundle(bundle, requested=options.precision, tensorrt_version=trt.__version__)
     profile = profile_shapes(bundle.manifest.input, opt_batch=options.opt_batch, max_batch=options.max_batch)
     gpu_name, capability = cuda.device_identity()
     key = engine_key(

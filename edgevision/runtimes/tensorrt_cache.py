@@ -196,6 +196,18 @@ def onnx_sha256(bundle: Bundle) -> str:
     return digest.hexdigest()
 
 
+def plan_for_bundle(bundle: Bundle, *, requested: Precision | None, tensorrt_version: str) -> BuildPlan:
+    """The build plan for `bundle` as loaded with precision `requested` (None: the bundle's own).
+
+    An INT8 bundle builds an INT8 engine by default, whichever way it was quantised: strongly typed
+    from a Q/DQ file, or with the INT8 builder flag from its calibration.cache.
+    """
+    return plan_build(
+        requested=requested, file_precision=bundle.manifest.precision, tensorrt_version=tensorrt_version,
+        calibration_cache=has_calibration_cache(bundle),
+    )
+
+
 def has_calibration_cache(bundle: Bundle) -> bool:
     """Whether `bundle` is a TensorRT-calibrated INT8 bundle: an fp32 ONNX file plus its calibration.cache."""
     return CALIBRATION_CACHE in bundle.manifest.model_files

@@ -9,9 +9,9 @@ import pytest
 pytest.importorskip("openvino")
 pytest.importorskip("nncf")
 
-from edgevision.bench.overhead import openvino_overhead  # noqa: E402
-from edgevision.errors import ConfigError  # noqa: E402
-from tests.runtimes.test_engine_precision import _openvino_bundle  # noqa: E402
+from edgevision.bench.overhead import openvino_overhead
+from edgevision.errors import ConfigError
+from tests.runtimes.test_engine_precision import _openvino_bundle
 
 
 def test_overhead_pairs_both_sides_on_an_int8_bundle(tmp_path):

@@ -32,7 +32,7 @@ class TinyNet(torch.nn.Module):
         self.conv2 = torch.nn.Conv2d(8, 8, 3, padding=1)
         self.fc = torch.nn.Linear(8, CLASSES)
 
-    def forward(self, x):  # noqa: ANN001, ANN201
+    def forward(self, x):
         x = torch.relu(self.conv2(torch.relu(self.conv1(x))))
         return self.fc(x.mean((2, 3)))
 
@@ -96,7 +96,7 @@ def onnx_files(tmp_path_factory):
         def __init__(self) -> None:
             self.batches = iter({"input": b} for b in calibration())
 
-        def get_next(self):  # noqa: ANN202
+        def get_next(self):
             return next(self.batches, None)
 
     quantize_static(str(paths["fp32"]), str(paths["int8"]), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
@@ -108,7 +108,7 @@ def onnx_files(tmp_path_factory):
     return {p: write_bundle(path.parent, format="onnx", precision=p, files=("model.onnx",)) for p, path in paths.items()}
 
 
-def _ort(bundle: Bundle, level: str = "all"):  # noqa: ANN202
+def _ort(bundle: Bundle, level: str = "all"):
     from edgevision.runtimes.onnxruntime import ONNXRuntimeOptions
 
     return load_runtime(bundle, "onnxruntime", options=ONNXRuntimeOptions(threads=1, graph_optimization=level))
@@ -187,7 +187,7 @@ def _cpu_has_bf16() -> bool:
     return cpu_has_bf16(ov.Core())
 
 
-def _ov(bundle: Bundle, **options):  # noqa: ANN003, ANN202
+def _ov(bundle: Bundle, **options):
     from edgevision.runtimes.openvino import OpenVINOOptions
 
     return load_runtime(bundle, "openvino", options=OpenVINOOptions(threads=1, **options))

@@ -19,6 +19,7 @@ class Precision(StrEnum):
 
     FP32 = "fp32"
     FP16 = "fp16"
+    BF16 = "bf16"  # OpenVINO on CPUs with AVX512-BF16/AMX: weights stored fp16, computed in bfloat16
     INT8 = "int8"
 
 

@@ -41,7 +41,8 @@ def write_json(report: BenchReport, path: Path) -> Path:
 
 
 CSV_COLUMNS = ("name", "runtime", "format", "precision", "engine_precision", "threads", "batch_size", "p50_ms", "p90_ms",
-               "p99_ms", "mean_ms", "std_ms", "throughput_ips", "speedup_vs_baseline", "peak_rss_mb", "size_mb", "accuracy")
+               "p99_ms", "mean_ms", "std_ms", "throughput_ips", "speedup_vs_baseline", "peak_rss_mb", "size_mb", "accuracy",
+               "engine_config")
 
 
 def write_csv(report: BenchReport, path: Path) -> Path:
@@ -54,9 +55,14 @@ def write_csv(report: BenchReport, path: Path) -> Path:
                 row.name, row.runtime, row.format, row.precision, row.engine_precision, row.threads, row.batch_size,
                 f"{lat.p50_ms:.4f}", f"{lat.p90_ms:.4f}", f"{lat.p99_ms:.4f}", f"{lat.mean_ms:.4f}", f"{lat.std_ms:.4f}",
                 f"{row.throughput_ips:.2f}", f"{report.speedup(row):.3f}", f"{row.peak_rss_mb:.1f}", f"{row.size_mb:.3f}",
-                "" if row.accuracy is None else f"{row.accuracy:.4f}",
+                "" if row.accuracy is None else f"{row.accuracy:.4f}", format_engine_config(row.engine_config),
             ])
     return path
+
+
+def format_engine_config(config: dict[str, str | int | bool | None]) -> str:
+    """One cell: "key=value" pairs in the engine's order, unset (None) settings left out."""
+    return " ".join(f"{key}={value}" for key, value in config.items() if value is not None)
 
 
 def to_markdown(report: BenchReport) -> str:

@@ -59,6 +59,11 @@ class BenchResult:
     size_mb: float  # model files on disk
     accuracy: float | None = None  # top-1 through the engine, when data was given
     accuracy_images: int | None = None
+    # The settings the engine ran with (hint, threads, precision hint, streams, spinning, static shape...),
+    # as `Runtime.engine_config` read them back; keys differ per engine.
+    engine_config: dict[str, str | int | bool | None] = field(default_factory=dict)
+    # Compute layers per precision and where that was read (`Runtime.precision_report`).
+    engine_precision_detail: dict[str, object] = field(default_factory=dict)
     samples_ms: list[float] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
@@ -70,6 +75,9 @@ class BenchResult:
             raise ValueError(f"memory/size must be positive, got rss {self.peak_rss_mb}, size {self.size_mb}")
         if self.accuracy is not None and not 0.0 <= self.accuracy <= 1.0:
             raise ValueError(f"accuracy must be within [0, 1], got {self.accuracy}")
+        bad = {k: v for k, v in self.engine_config.items() if v is not None and not isinstance(v, str | int | float)}
+        if bad:
+            raise ValueError(f"engine_config values must be str, int, bool or None (JSON and CSV), got {bad}")
 
     @property
     def label(self) -> str:

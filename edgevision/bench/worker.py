@@ -11,7 +11,7 @@ import numpy as np
 
 from ..bundle import Bundle
 from ..data.folder import ImageFolder
-from ..runtimes import load_runtime
+from ..runtimes import RUNTIMES, RuntimeOptions, load_runtime
 from .result import BenchResult, LatencyStats
 
 
@@ -25,12 +25,14 @@ class RowJob:
     iterations: int
     data: str | None
     max_images: int | None
+    # Compile for exactly `batch_size` where the engine can (OpenVINO `reshape`): the batch is fixed here.
+    static_shape: bool = True
 
 
 def run_row(job: RowJob, tick=None) -> BenchResult:  # noqa: ANN001 - tick: callable(str, int)
     """Load, warm up, time `iterations` calls, then measure accuracy through the engine."""
     bundle = Bundle.load(job.bundle)
-    with load_runtime(bundle, job.runtime, threads=job.threads) as engine:
+    with load_runtime(bundle, job.runtime, options=row_options(job)) as engine:
         shape = (job.batch_size, *engine.input_spec.shape[1:])
         batch = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
         for _ in range(job.warmup):
@@ -46,14 +48,30 @@ def run_row(job: RowJob, tick=None) -> BenchResult:  # noqa: ANN001 - tick: call
         if job.data:
             accuracy, counted = _accuracy(engine, job.data, bundle, job.max_images, tick)
         engine_precision = engine.engine_precision
+        detail = engine.precision_report.to_dict()
+        engine_config = dict(engine.engine_config)
     stats = LatencyStats.from_samples(samples)
     return BenchResult(
         name=Path(job.bundle).name, bundle=str(job.bundle), format=bundle.manifest.format.value,
         precision=bundle.manifest.precision.value, runtime=job.runtime, engine_precision=engine_precision,
         threads=job.threads, batch_size=job.batch_size, latency=stats,
         throughput_ips=1000.0 * job.batch_size / stats.mean_ms, peak_rss_mb=_peak_rss_mb(),
-        size_mb=bundle.size_bytes / 1e6, accuracy=accuracy, accuracy_images=counted, samples_ms=samples,
+        size_mb=bundle.size_bytes / 1e6, accuracy=accuracy, accuracy_images=counted, engine_config=engine_config,
+        engine_precision_detail=detail, samples_ms=samples,
     )
+
+
+def row_options(job: RowJob) -> RuntimeOptions:
+    """The runtime's options for this row: its threads, and a static batch where the engine takes one."""
+    from dataclasses import fields
+
+    options_type = RUNTIMES.get(job.runtime).options_type
+    settings: dict[str, object] = {}
+    if job.static_shape and "static_batch" in {f.name for f in fields(options_type)}:
+        bundle_batch = Bundle.load(job.bundle).manifest.input.shape[0]
+        if bundle_batch in (-1, job.batch_size):
+            settings["static_batch"] = job.batch_size
+    return options_type(threads=job.threads, **settings)
 
 
 def _accuracy(engine, data: str, bundle: Bundle, max_images: int | None, tick) -> tuple[float, int]:  # noqa: ANN001

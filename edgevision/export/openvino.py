@@ -1,10 +1,14 @@
-"""Export to OpenVINO IR (model.xml + model.bin), FP32 or FP16 weights, dynamic batch.
+"""Export to OpenVINO IR (model.xml + model.bin), FP32, FP16 or BF16, dynamic batch.
 
 The torch module is converted directly (``ov.convert_model`` traces it), which matches the
 torch model to ~1e-6 and needs no ONNX package. FP16 stores the weights as float16 (half the
 .bin) while inputs and outputs stay float32, so device code feeds the same arrays for every
-precision. `convert_onnx_to_openvino` and `save_ir` are the entry points for models that
-arrive as ONNX or as an ``ov.Model`` (e.g. one quantised by NNCF).
+precision. BF16 stores the weights as float16 too and notes bf16 in the IR's ``rt_info``
+(runtime_options/INFERENCE_PRECISION_HINT) for readers of the file; OpenVINO 2026.4 does not
+apply that note by itself (checked), so the edgevision runtime sets the bf16 hint from the
+manifest. It is refused on a CPU without bf16 (AVX512-BF16 or AMX), where OpenVINO would
+quietly run f32 and the parity check would not be of bf16. `convert_onnx_to_openvino` and `save_ir` are the entry points for models
+that arrive as ONNX or as an ``ov.Model`` (e.g. one quantised by NNCF).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from ..model import TrainedModel
 from ..types import Precision
 from .base import ExportArtifact, package_version
 
-PRECISIONS = frozenset({Precision.FP32, Precision.FP16})
+PRECISIONS = frozenset({Precision.FP32, Precision.FP16, Precision.BF16})
 XML_FILE = "model.xml"
 BIN_FILE = "model.bin"
 MODEL_FILES = (XML_FILE, BIN_FILE)
@@ -33,6 +37,8 @@ def export_openvino(model: TrainedModel, directory: Path, *, precision: Precisio
     """Convert the torch module to IR in `directory`, input "input" (N×3×H×W), output "logits"."""
     ov = require("openvino", extra="openvino", what="OpenVINO")
     torch = require("torch", extra="compress", what="PyTorch")
+    if precision is Precision.BF16:
+        check_bf16_cpu()
     height, width = model.input_size
     try:
         with warnings.catch_warnings():
@@ -60,6 +66,8 @@ def convert_onnx_to_openvino(
     weights to float16; FP32 and INT8 keep the graph's weights as they are.
     """
     ov = require("openvino", extra="openvino", what="OpenVINO")
+    if precision is Precision.BF16:
+        check_bf16_cpu()
     onnx_path = Path(onnx_path)
     if not onnx_path.is_file():
         raise ModelFileError(f"ONNX file {onnx_path} does not exist; export the model to ONNX first.")
@@ -75,7 +83,8 @@ def convert_onnx_to_openvino(
 def save_ir(ov_model: Any, directory: str | os.PathLike[str], *, precision: Precision) -> ExportArtifact:
     """Write an ``ov.Model`` (one N×3×H×W float input, one output) as model.xml + model.bin.
 
-    Only FP16 compresses weights; an INT8 model (already quantised) is saved as it is.
+    FP16 and BF16 compress weights to float16 (BF16 also records its runtime precision hint); an INT8
+    model (already quantised) is saved as it is.
     """
     ov = require("openvino", extra="openvino", what="OpenVINO")
     directory = Path(directory)
@@ -90,14 +99,25 @@ def save_ir(ov_model: Any, directory: str | os.PathLike[str], *, precision: Prec
     ov_model.inputs[0].get_node().set_layout(ov.Layout("NCHW"))
     input_name = _tensor_name(ov_model.inputs[0], fallback=INPUT_NAME)
     output_name = _tensor_name(ov_model.outputs[0], fallback=OUTPUT_NAME)
+    if precision is Precision.BF16:
+        ov_model.set_rt_info("bf16", ["runtime_options", "INFERENCE_PRECISION_HINT"])
     try:
-        ov.save_model(ov_model, str(directory / XML_FILE), compress_to_fp16=precision is Precision.FP16)
+        compress = precision in (Precision.FP16, Precision.BF16)
+        ov.save_model(ov_model, str(directory / XML_FILE), compress_to_fp16=compress)
     except Exception as exc:  # noqa: BLE001
         raise ExportError(f"OpenVINO could not write the IR files: {_first_line(exc)}") from exc
     return ExportArtifact(
         MODEL_FILES, input_name, output_name, dynamic_batch=shape[0].is_dynamic,
         versions={"openvino": package_version("openvino")},
     )
+
+
+def check_bf16_cpu() -> None:
+    """Refuse a bf16 export before any work where this CPU cannot compute bf16 (parity could not be checked)."""
+    ov = require("openvino", extra="openvino", what="OpenVINO")
+    from ..runtimes.openvino import check_bf16, cpu_capabilities
+
+    check_bf16(cpu_capabilities(ov.Core()), "CPU")
 
 
 def _tensor_name(port: Any, *, fallback: str) -> str:

@@ -18,7 +18,7 @@ from ..preprocess import preprocess_batch
 from ..types import Layout, Precision
 
 #: Allowed max |logit difference| as a fraction of the largest |logit|, per precision.
-RELATIVE_TOLERANCE = {Precision.FP32: 1e-3, Precision.FP16: 3e-2, Precision.INT8: None}
+RELATIVE_TOLERANCE = {Precision.FP32: 1e-3, Precision.FP16: 3e-2, Precision.BF16: 3e-2, Precision.INT8: None}
 
 
 @dataclass(frozen=True, kw_only=True)

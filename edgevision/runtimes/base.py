@@ -17,6 +17,7 @@ from ..bundle import Bundle, InputSpec
 from ..errors import ConfigError, InputError, ModelFileError, RuntimeEngineError
 from ..preprocess import preprocess_batch
 from ..types import ColorOrder, Format
+from .precision import EnginePrecision
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,10 +73,31 @@ class Runtime(ABC):
     def _run(self, batch: np.ndarray) -> np.ndarray:
         """Run one batch (already validated, engine layout) and return logits (N×classes)."""
 
+    def _read_precision(self) -> EnginePrecision:
+        """Read the compute precision back from the loaded engine. Engines that cannot say keep this."""
+        return EnginePrecision.unknown(f"the {self.name} runtime does not report its compute precision")
+
+    @property
+    def precision_report(self) -> EnginePrecision:
+        """Compute layers per precision, as the engine planned them (read once, then kept)."""
+        report = getattr(self, "_precision_report", None)
+        if report is None:
+            report = self._read_precision()
+            self._precision_report = report
+        return report
+
     @property
     def engine_precision(self) -> str:
-        """The precision the engine actually computes in (may differ from the file's)."""
-        return self.bundle.manifest.precision.value
+        """What the engine computes in, read from the engine: "int8", "int8+fp32", "fp32", "bf16"... or "unknown".
+
+        Never the manifest's label: a file's precision is not the engine's (see `precision_report`).
+        """
+        return self.precision_report.summary
+
+    @property
+    def engine_config(self) -> dict[str, str | int | bool | None]:
+        """The engine settings this runtime loaded the bundle with, as recorded in bench rows."""
+        return {"threads": self.options.threads}
 
     @property
     def fixed_batch(self) -> int | None:

@@ -1,15 +1,23 @@
-"""ONNX Runtime backend (CPU execution provider; CUDA/TensorRT EPs where a device has them)."""
+"""ONNX Runtime backend (CPU execution provider; CUDA/TensorRT EPs where a device has them).
+
+`engine_precision` is read from the graph ONNX Runtime actually executes after its optimisers ran
+(written through ``SessionOptions.optimized_model_filepath``): an FP16 file on a CPU without fp16
+kernels gets Cast nodes back to fp32 and fp32 convolutions, and a QDQ file runs in int8 only where
+the optimiser fused DequantizeLinear→Conv into QLinearConv (or similar); with optimisations off it
+runs fp32 convolutions on dequantised weights.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
 from .._optional import require
 from ..types import Format
 from .base import Runtime, RuntimeOptions
+from .precision import EnginePrecision
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,6 +37,11 @@ class ONNXRuntime(Runtime):
     options_type = ONNXRuntimeOptions
 
     def _load(self) -> None:
+        self._session = self._new_session()
+        self._input_name = self._session.get_inputs()[0].name
+        self._output_name = self._session.get_outputs()[0].name
+
+    def _new_session(self, *, optimized_model_filepath: str | None = None) -> Any:
         ort = require("onnxruntime", extra="onnx", what="ONNX Runtime")
         session_options = ort.SessionOptions()
         if self.options.threads:
@@ -44,11 +57,48 @@ class ONNXRuntime(Runtime):
         session_options.log_severity_level = 3
         if not self.options.allow_spinning:
             session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = ort.InferenceSession(
+        if optimized_model_filepath is not None:
+            session_options.optimized_model_filepath = optimized_model_filepath
+        return ort.InferenceSession(
             str(self.bundle.model_path), sess_options=session_options, providers=list(self.options.providers)
         )
-        self._input_name = self._session.get_inputs()[0].name
-        self._output_name = self._session.get_outputs()[0].name
+
+    def _read_precision(self) -> EnginePrecision:
+        """Load the bundle once more with the same options, keep the optimised graph ORT writes, and read it.
+
+        A second session (only when asked, e.g. once per bench row) rather than writing the graph on
+        every load: a stream's workers should not pay for a file they never read.
+        """
+        import tempfile
+
+        from .onnx_graph import optimised_graph_precision
+
+        if list(self._session.get_providers()) != ["CPUExecutionProvider"]:
+            return EnginePrecision.unknown(
+                f"ONNX Runtime runs parts of the graph on {self._session.get_providers()[0]}, whose kernels it does not list"
+            )
+        with tempfile.TemporaryDirectory(prefix="edgevision-ort-") as folder:
+            path = f"{folder}/optimised.onnx"
+            self._new_session(optimized_model_filepath=path)
+            return optimised_graph_precision(path)
+
+    @property
+    def engine_config(self) -> dict[str, str | int | bool | None]:
+        options = self._session.get_session_options() if self._session is not None else None
+        try:
+            spinning = options.get_session_config_entry("session.intra_op.allow_spinning") if options else None
+        except Exception:  # noqa: BLE001 - older ORT raises for an entry never set
+            spinning = None
+        return {
+            "providers": ",".join(self._session.get_providers()) if self._session is not None else None,
+            "threads": self.options.threads,
+            "engine_threads": options.intra_op_num_threads if options else None,
+            "graph_optimization": self.options.graph_optimization,
+            "precision_hint": None,  # ONNX Runtime has none: it computes in the graph's types or casts to fp32
+            "streams": None,
+            "spinning": spinning != "0" if spinning is not None else self.options.allow_spinning,
+            "static_shape": not self.input_spec.dynamic_batch,
+        }
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         return self._session.run([self._output_name], {self._input_name: batch})[0]

@@ -21,19 +21,21 @@ from ..bundle import Bundle
 from ..errors import ConfigError, EngineNotInstalledError, ModelFileError, RuntimeEngineError
 from ..types import Format, Precision
 from .base import Runtime, RuntimeOptions
+from .precision import EnginePrecision
 from .tensorrt_cache import (
     BuildPlan,
     ProfileShapes,
     cache_paths,
     check_cached_engine,
     engine_key,
+    engine_layer_precision,
     onnx_sha256,
-    plan_build,
+    plan_for_bundle,
     profile_shapes,
     superseded_engines,
     write_cached_engine,
 )
-from .tensorrt_calibration import EntropyCalibrator
+from .tensorrt_calibration import CALIBRATION_CACHE, EntropyCalibrator
 
 log = logging.getLogger(__name__)
 
@@ -113,9 +115,31 @@ class TensorRTRuntime(Runtime):
         self._context.set_tensor_address(self._output_name, self._output.ptr)
         self._stream = self._cuda.stream()
 
+    def _read_precision(self) -> EnginePrecision:
+        """Layer input types from TensorRT's engine inspector (the kernels the builder chose)."""
+        trt = require("tensorrt", extra="tensorrt", what="TensorRT")
+        try:
+            inspector = self._engine.create_engine_inspector()
+            information = inspector.get_engine_information(trt.LayerInformationFormat.JSON)
+        except Exception as exc:  # noqa: BLE001 - older engines or bindings without the inspector
+            return EnginePrecision.unknown(f"TensorRT's engine inspector failed ({type(exc).__name__})")
+        return engine_layer_precision(information)
+
     @property
-    def engine_precision(self) -> str:
-        return self._plan.precision.value
+    def engine_config(self) -> dict[str, str | int | bool | None]:
+        plan = self._plan
+        return {
+            "device": f"cuda:{self.options.device}",
+            "threads": self.options.threads,
+            "precision_hint": plan.precision.value,
+            "builder_flags": ",".join(plan.flags) or None,
+            "strongly_typed": plan.strongly_typed,
+            "int8_scales": "calibration.cache" if plan.from_calibration_cache else ("q/dq" if plan.precision is Precision.INT8 else None),
+            "streams": 1,
+            "spinning": None,
+            "static_shape": self._profile.min == self._profile.max,
+            "batch_profile": f"{self._profile.min[0]}..{self._profile.max[0]} (opt {self._profile.opt[0]})",
+        }
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         step = self._profile.max_batch
@@ -165,7 +189,7 @@ def load_or_build_engine(
     Returns (engine, plan, status line). Pass `calibrator` to build an INT8 engine from a float
     bundle (TensorRT 10); the engine is cached, so a later plain load with precision int8 reuses it.
     """
-    plan = plan_build(requested=options.precision, file_precision=bundle.manifest.precision, tensorrt_version=trt.__version__)
+    plan = plan_for_bundle(bundle, requested=options.precision, tensorrt_version=trt.__version__)
     profile = profile_shapes(bundle.manifest.input, opt_batch=options.opt_batch, max_batch=options.max_batch)
     gpu_name, capability = cuda.device_identity()
     key = engine_key(
@@ -178,6 +202,8 @@ def load_or_build_engine(
         return paths.engine.read_bytes(), plan, check.reason
     if paths.engine.exists():
         log.warning("Rebuilding the TensorRT engine: %s", check.reason)
+    if plan.from_calibration_cache and calibrator is None:
+        calibrator = EntropyCalibrator.from_cache(bundle.path / CALIBRATION_CACHE, input_spec=bundle.manifest.input)
     if plan.needs_calibrator and calibrator is None:
         raise ConfigError(
             f"No cached INT8 engine for {bundle.path} on this GPU, and building one from a float bundle needs "
@@ -234,6 +260,7 @@ def build_serialized_engine(
         )
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_bytes)
+    config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED  # layer types and precisions, for engine_precision
     for flag in plan.flags:
         config.set_flag(getattr(trt.BuilderFlag, flag))
     for flag in plan.clear_flags:
@@ -256,6 +283,11 @@ def build_serialized_engine(
         if adapter is not None:
             adapter.close()
     if serialized is None:
+        if plan.from_calibration_cache:
+            raise RuntimeEngineError(
+                f"TensorRT could not build an INT8 engine from {bundle.path / CALIBRATION_CACHE} (see its log above); "
+                "a cache written by another TensorRT version is rejected: quantise the model again on this device."
+            )
         raise RuntimeEngineError(
             f"TensorRT could not build a {plan.precision.value} engine for {bundle.model_path} (see its log above); "
             "try a larger workspace_bytes or precision fp32."

@@ -20,8 +20,10 @@ from pathlib import Path
 from ..bundle import Bundle, InputSpec, sha256_file
 from ..errors import ConfigError, RuntimeEngineError
 from ..types import Precision
+from .precision import EnginePrecision, count
+from .tensorrt_calibration import CALIBRATION_CACHE
 
-KEY_SCHEMA = 1
+KEY_SCHEMA = 2  # 2: engines are built with detailed layer information (their precision can be read back)
 ENGINE_SUFFIX = ".engine"
 KEY_SUFFIX = ".engine.json"
 #: Oldest TensorRT whose Python API (named tensors, execute_async_v3) this backend uses.
@@ -63,6 +65,7 @@ class BuildPlan:
     flags: tuple[str, ...] = ()  # trt.BuilderFlag names to set
     clear_flags: tuple[str, ...] = ()  # trt.BuilderFlag names to clear
     needs_calibrator: bool = False
+    from_calibration_cache: bool = False  # the scales come from the bundle's calibration.cache, not from images
 
 
 def tensorrt_major(version: str) -> int:
@@ -72,9 +75,18 @@ def tensorrt_major(version: str) -> int:
         raise RuntimeEngineError(f"Cannot read the TensorRT version {version!r}; reinstall TensorRT.") from None
 
 
-def plan_build(*, requested: Precision | None, file_precision: Precision, tensorrt_version: str) -> BuildPlan:
+def plan_build(
+    *,
+    requested: Precision | None,
+    file_precision: Precision,
+    tensorrt_version: str,
+    calibration_cache: bool = False,
+) -> BuildPlan:
     """Decide the build for `requested` precision (None: the bundle's own) or raise saying what to do.
 
+    `file_precision` is the manifest's precision. An INT8 bundle is either a Q/DQ ONNX file (built
+    strongly typed: the file's own int8 types) or, with `calibration_cache`, an fp32 ONNX file with
+    the scales TensorRT 10's calibrator computed (built with the INT8 flag from those scales).
     Never changes the precision the user asked for: where this TensorRT cannot give it, it is an error.
     """
     major = tensorrt_major(tensorrt_version)
@@ -85,13 +97,26 @@ def plan_build(*, requested: Precision | None, file_precision: Precision, tensor
         )
     target = requested or file_precision
     weak_typing = major < STRONG_TYPING_ONLY_MAJOR
+    if file_precision is Precision.BF16:
+        raise ConfigError("bf16 bundles are OpenVINO bundles; TensorRT runs onnx bundles (fp32, fp16 or int8).")
     if file_precision is Precision.INT8:
+        kind = "calibrated (fp32 file + calibration.cache)" if calibration_cache else "Q/DQ-quantised"
         if target is not Precision.INT8:
             raise ConfigError(
-                f"This bundle is INT8 (Q/DQ-quantised); TensorRT runs it in int8, not {target.value}. "
+                f"This bundle is INT8 ({kind}); TensorRT runs it in int8, not {target.value}. "
                 "Leave precision unset, or load an fp16/fp32 bundle."
             )
-        return BuildPlan(Precision.INT8, strongly_typed=True)
+        if not calibration_cache:
+            return BuildPlan(Precision.INT8, strongly_typed=True)
+        if not weak_typing:
+            raise ConfigError(
+                f"This INT8 bundle holds TensorRT 10 calibration scales, but TensorRT {tensorrt_version} builds "
+                "Q/DQ INT8 only (no calibration): quantise the model again with quantizer='tensorrt' on this device."
+            )
+        return BuildPlan(
+            Precision.INT8, strongly_typed=False, flags=("INT8", "FP16"), needs_calibrator=True,
+            from_calibration_cache=True,
+        )
     if target is file_precision:
         clear = ("TF32",) if target is Precision.FP32 else ()  # TF32 would silently round FP32 matmuls
         return BuildPlan(target, strongly_typed=True, clear_flags=clear)
@@ -157,13 +182,67 @@ def engine_key(
 
 
 def onnx_sha256(bundle: Bundle) -> str:
-    """Hash of the bundle's model files (the .onnx and any external-data side file), in order."""
-    if len(bundle.manifest.model_files) == 1:
-        return sha256_file(bundle.model_path)
+    """Hash of the bundle's ONNX files (the .onnx and any external-data side file), in order.
+
+    A calibrated INT8 bundle's calibration.cache is left out: it is derived from the ONNX file (and
+    the calibration images) and written by the same build that caches the engine.
+    """
+    names = [name for name in bundle.manifest.model_files if name != CALIBRATION_CACHE]
+    if len(names) == 1:
+        return sha256_file(bundle.path / names[0])
     digest = hashlib.sha256()
-    for name in bundle.manifest.model_files:
+    for name in names:
         digest.update(f"{name}:{sha256_file(bundle.path / name)}\n".encode())
     return digest.hexdigest()
+
+
+def plan_for_bundle(bundle: Bundle, *, requested: Precision | None, tensorrt_version: str) -> BuildPlan:
+    """The build plan for `bundle` as loaded with precision `requested` (None: the bundle's own).
+
+    An INT8 bundle builds an INT8 engine by default, whichever way it was quantised: strongly typed
+    from a Q/DQ file, or with the INT8 builder flag from its calibration.cache.
+    """
+    return plan_build(
+        requested=requested, file_precision=bundle.manifest.precision, tensorrt_version=tensorrt_version,
+        calibration_cache=has_calibration_cache(bundle),
+    )
+
+
+def has_calibration_cache(bundle: Bundle) -> bool:
+    """Whether `bundle` is a TensorRT-calibrated INT8 bundle: an fp32 ONNX file plus its calibration.cache."""
+    return CALIBRATION_CACHE in bundle.manifest.model_files
+
+
+#: Builder layer types (from the engine inspector) that do a model's arithmetic.
+_COMPUTE_LAYER_WORDS = ("convolution", "gemm", "matrixmultiply", "fullyconnected", "deconvolution")
+_TENSORRT_TYPES = (("int8", "int8"), ("fp8", "fp8"), ("bf16", "bf16"), ("half", "fp16"), ("fp16", "fp16"),
+                   ("fp32", "fp32"), ("float", "fp32"))
+
+
+def engine_layer_precision(engine_information: str) -> EnginePrecision:
+    """Compute layers per precision from `IEngineInspector.get_engine_information(LayerInformationFormat.JSON)`.
+
+    Needs an engine built with ``ProfilingVerbosity.DETAILED`` (this backend builds them so): each
+    layer then lists its "LayerType" and its inputs' "Format/Datatype" ("Int8 …", "Half …", "FP32 …").
+    An engine built with less detail lists layer names only, and its precision is "unknown".
+    """
+    try:
+        layers = json.loads(engine_information).get("Layers", [])
+    except (ValueError, AttributeError):
+        return EnginePrecision.unknown("TensorRT's engine information is not JSON")
+    precisions = []
+    for layer in layers:
+        if not isinstance(layer, dict):
+            return EnginePrecision.unknown("the TensorRT engine was built without detailed layer information")
+        kind = str(layer.get("LayerType", "")).lower()
+        if not any(word in kind for word in _COMPUTE_LAYER_WORDS):
+            continue
+        inputs = layer.get("Inputs") or [{}]
+        datatype = str(inputs[0].get("Format/Datatype", "")).lower()
+        precisions.append(next((name for word, name in _TENSORRT_TYPES if word in datatype), None))
+    if not precisions:
+        return EnginePrecision.unknown("TensorRT's engine information lists no convolution or matrix product")
+    return EnginePrecision(count(precisions), source="TensorRT engine inspector (layer input types)")
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,9 @@ import numpy as np
 from ..bundle import InputSpec
 from ..errors import ConfigError, InputError
 
+#: Where a TensorRT-calibrated INT8 bundle keeps its scales (listed in its manifest's model_files).
+CALIBRATION_CACHE = "calibration.cache"
+
 
 class EntropyCalibrator:
     """Preprocessed calibration batches (N×C×H×W float32, one N for all) for TensorRT's entropy calibrator.
@@ -47,6 +50,17 @@ class EntropyCalibrator:
         self.max_batches = max_batches
         self._batch_shape: tuple[int, ...] | None = None
 
+    @classmethod
+    def from_cache(cls, cache_file: Path, *, input_spec: InputSpec) -> EntropyCalibrator:
+        """Scales from an existing calibration cache only: no images. Should TensorRT reject the
+        cache (another TensorRT wrote it), it gets no batches and the build fails instead of
+        calibrating on nothing."""
+        if not Path(cache_file).is_file():
+            raise ConfigError(f"The calibration cache {cache_file} is missing; copy the whole bundle folder.")
+        calibrator = cls((), input_spec=input_spec, cache_file=cache_file)
+        calibrator._batch_shape = (1, *input_spec.shape[1:])
+        return calibrator
+
     @property
     def batch_shape(self) -> tuple[int, ...]:
         """Shape of every batch (the first one's), which TensorRT's calibration profile is built for."""
@@ -60,7 +74,7 @@ class EntropyCalibrator:
     def batches(self) -> Iterator[np.ndarray]:
         """The batches as contiguous float32 arrays, each checked; stops after `max_batches`."""
         shape = self.batch_shape
-        for index, raw in enumerate(self._source):
+        for index, raw in enumerate(self._source):  # empty for a cache-only calibrator
             if self.max_batches is not None and index >= self.max_batches:
                 return
             batch = self._check(np.asarray(raw), index)

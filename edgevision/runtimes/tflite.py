@@ -26,8 +26,13 @@ from .._optional import require
 from ..errors import EngineNotInstalledError, ModelFileError
 from ..types import Format
 from .base import Runtime, RuntimeOptions
+from .precision import EnginePrecision, count, normalise
 
 INSTALL_HINT = "pip install 'edgevision[tflite]'"
+#: TFLite builtin operators that do a model's arithmetic.
+COMPUTE_OPS = frozenset({
+    "CONV_2D", "DEPTHWISE_CONV_2D", "CONV_3D", "TRANSPOSE_CONV", "FULLY_CONNECTED", "BATCH_MATMUL",
+})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,10 +85,39 @@ class TFLiteRuntime(Runtime):
         self._interpreter.invoke()
         return _dequantize(self._interpreter.get_tensor(self._output["index"]), self._output)
 
+    def _read_precision(self) -> EnginePrecision:
+        """Compute ops of the interpreter's plan by their input tensors' types.
+
+        A CONV_2D fed int8 tensors runs an int8 kernel (XNNPACK's too); FP16-weight files show
+        DEQUANTIZE ops turning the weights into float32 for float32 kernels.
+        """
+        ops = self._interpreter._get_ops_details()  # private, but the only view of the execution plan
+        dtypes = {t["index"]: np.dtype(t["dtype"]).name for t in self._interpreter.get_tensor_details()}
+        precisions, fp16_weights = [], 0
+        for op in ops:
+            inputs = [dtypes.get(int(i)) for i in op["inputs"][:2] if int(i) >= 0]
+            if op["op_name"] == "DEQUANTIZE" and inputs and inputs[0] == "float16":
+                fp16_weights += 1
+            if op["op_name"] in COMPUTE_OPS:
+                typed = [normalise(name) for name in inputs if name and normalise(name)]
+                precisions.append(typed[0] if typed else None)
+        layers = count(precisions)
+        if not layers:
+            return EnginePrecision.unknown("LiteRT's execution plan lists no convolution or matrix product")
+        note = f"{fp16_weights} fp16 weight tensors dequantised to fp32" if fp16_weights and "fp16" not in layers else ""
+        return EnginePrecision(layers, source="LiteRT interpreter ops and tensor types", note=note)
+
     @property
-    def engine_precision(self) -> str:
-        """"int8" for integer I/O models; otherwise fp32 (FP16-weight files are computed in fp32 on CPU)."""
-        return "int8" if _is_quantized(self._input) else "fp32"
+    def engine_config(self) -> dict[str, str | int | bool | None]:
+        return {
+            "threads": self.options.threads,
+            "xnnpack": self.options.xnnpack,
+            "xnnpack_applied": self.xnnpack_applied,
+            "precision_hint": None,
+            "streams": None,
+            "spinning": None,
+            "static_shape": True,  # a .tflite file fixes its input shape
+        }
 
     @property
     def xnnpack_applied(self) -> bool:

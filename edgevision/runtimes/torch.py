@@ -12,6 +12,7 @@ import numpy as np
 from .._optional import require
 from ..types import Format
 from .base import Runtime
+from .precision import EnginePrecision, count, normalise
 
 
 class TorchRuntime(Runtime):
@@ -30,6 +31,12 @@ class TorchRuntime(Runtime):
     def _run(self, batch: np.ndarray) -> np.ndarray:
         with self._torch.inference_mode():
             return self._model(self._torch.from_numpy(batch)).numpy()
+
+    def _read_precision(self) -> EnginePrecision:
+        """Eager mode computes each conv/linear layer in its weights' dtype."""
+        layers = (self._torch.nn.Conv2d, self._torch.nn.Linear, self._torch.nn.ConvTranspose2d)
+        dtypes = [normalise(str(m.weight.dtype).removeprefix("torch.")) for m in self._model.modules() if isinstance(m, layers)]
+        return EnginePrecision(count(dtypes), source="PyTorch module weights")
 
     def close(self) -> None:
         self._model = None

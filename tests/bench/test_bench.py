@@ -39,11 +39,33 @@ def test_bench_rows_with_accuracy_through_engine(onnx_bundle, torch_bundle, digi
     assert "speed-up" in str(to_table(report).columns[9].header)
 
 
-def test_isolated_row_reports_its_own_memory(onnx_bundle):
+def test_isolated_row_reports_its_own_memory(onnx_bundle, tmp_path):
     report = bench([onnx_bundle], config=BenchConfig(warmup=1, iterations=5, threads=(1,)))
     row = report.rows[0]
     assert 20 < row.peak_rss_mb < 2000  # a separate process, not the test runner's torch-laden one
     assert row.engine_precision == "fp32"
+    # The engine's own record, carried from the worker process into the JSON and CSV.
+    assert row.engine_config["threads"] == 1 and row.engine_config["spinning"] is True
+    assert row.engine_config["graph_optimization"] == "all"
+    assert row.engine_precision_detail["source"] == "ONNX Runtime optimised graph"
+    assert row.engine_precision_detail["layers"]["fp32"] >= 20  # resnet18: 20 convolutions and a Gemm
+    written = save_report(report, tmp_path)
+    assert json.loads(written["json"].read_text())["rows"][0]["engine_config"] == row.engine_config
+    header, line = written["csv"].read_text().splitlines()[:2]
+    assert header.endswith("engine_config") and "spinning=True" in line and "threads=1" in line
+
+
+def test_openvino_row_runs_a_static_shape_model_for_its_fixed_batch(trained_model, digits, tmp_path_factory):
+    pytest.importorskip("openvino")
+    from edgevision.export import ParityConfig, export
+
+    bundle = export(trained_model, tmp_path_factory.mktemp("ov") / "ov", format="openvino",
+                    parity=ParityConfig(data=digits.val, max_images=100))
+    config = BenchConfig(warmup=1, iterations=5, threads=(1,), batch_size=2, isolate=False)
+    (row,) = bench([bundle], config=config).rows
+    assert row.engine_config["static_shape"] is True and row.engine_config["precision_hint"] == "f32"
+    assert row.engine_config["performance_hint"] == "LATENCY" and row.engine_config["engine_threads"] == 1
+    assert row.engine_precision == "fp32" and row.batch_size == 2
 
 
 def test_failed_parity_is_refused(onnx_bundle, tmp_path):
@@ -71,3 +93,7 @@ def test_results_reject_impossible_values():
         BenchResult(name="x", bundle="x", format="onnx", precision="fp32", runtime="onnxruntime",
                     engine_precision="fp32", threads=1, batch_size=1, latency=stats, throughput_ips=10,
                     peak_rss_mb=10, size_mb=1, accuracy=1.5)
+    with pytest.raises(ValueError, match="engine_config"):
+        BenchResult(name="x", bundle="x", format="onnx", precision="fp32", runtime="onnxruntime",
+                    engine_precision="fp32", threads=1, batch_size=1, latency=stats, throughput_ips=10,
+                    peak_rss_mb=10, size_mb=1, engine_config={"providers": ["CPU"]})

@@ -58,17 +58,19 @@ class TestOpenVINOFP32(RuntimeContract):
         assert manifest.versions["openvino"] == ov.__version__.split("-")[0]
 
     def test_engine_computes_in_f32_by_default(self, runtime, bundle):
-        assert runtime.engine_precision == "f32"
-        assert bundle.manifest.parity.engine_precision == "f32"
+        assert runtime.engine_precision == "fp32"
+        assert bundle.manifest.parity.engine_precision == "fp32"
         assert bundle.manifest.parity.max_abs_diff < 1e-3
 
     def test_precision_hint_option_changes_engine_precision(self, bundle, runtime):
-        capabilities = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-        expected = "bf16" if "BF16" in capabilities else "f32"
         options = OpenVINOOptions(precision_hint="BF16", threads=1)
         assert options.precision_hint is InferencePrecision.BF16
+        if "BF16" not in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+            with pytest.raises(errors.ConfigError, match="avx512_bf16 or amx_bf16"):
+                load_runtime(bundle, "openvino", options=options)
+            return
         with load_runtime(bundle, "openvino", options=options) as low:
-            assert low.engine_precision == expected
+            assert low.engine_precision == "bf16"
             batch = _images(runtime)
             assert np.array_equal(low.infer(batch).argmax(1), runtime.infer(batch).argmax(1))
 
@@ -136,12 +138,40 @@ class TestOpenVINOFP16(RuntimeContract):
         return fp16_bundle
 
     def test_cpu_runs_fp16_weights_in_f32_unless_asked(self, runtime, bundle):
-        assert runtime.engine_precision == "f32"
-        assert bundle.manifest.parity.engine_precision == "f32"
+        assert runtime.engine_precision == "fp32"
+        assert bundle.manifest.parity.engine_precision == "fp32"
 
     def test_explicit_f32_hint_is_honoured(self, bundle):
         with load_runtime(bundle, "openvino", options=OpenVINOOptions(precision_hint="f32")) as engine:
-            assert engine.engine_precision == "f32"
+            assert engine.engine_precision == "fp32"
+
+
+HAS_BF16 = "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+@pytest.mark.skipif(not HAS_BF16, reason="this CPU has no bf16 (avx512_bf16 or amx_bf16)")
+class TestOpenVINOBF16(RuntimeContract):
+    runtime_name = "openvino"
+    format = "openvino"
+    precision = "bf16"
+
+    def test_bundle_computes_in_bf16_with_fp16_weights_and_fp16_tolerance(self, runtime, bundle, fp32_bundle):
+        from edgevision.export.parity import RELATIVE_TOLERANCE
+        from edgevision.types import Precision
+
+        assert runtime.engine_precision == "bf16" and runtime.requested_precision is InferencePrecision.BF16
+        assert bundle.manifest.parity.engine_precision == "bf16" and bundle.manifest.parity.passed
+        assert RELATIVE_TOLERANCE[Precision.BF16] == RELATIVE_TOLERANCE[Precision.FP16]
+        assert bundle.manifest.file_bytes["model.bin"] < 0.55 * fp32_bundle.manifest.file_bytes["model.bin"]
+
+
+def test_bf16_is_refused_on_a_cpu_without_it_naming_the_flag():
+    from edgevision.runtimes.openvino import check_bf16
+
+    with pytest.raises(errors.ConfigError, match="avx512_bf16 or amx_bf16.*Use an fp16 or fp32 bundle"):
+        check_bf16(("FP32", "FP16", "INT8", "BIN", "EXPORT_IMPORT"), "CPU")
+    check_bf16(("FP32", "BF16"), "CPU")
+    check_bf16(("FP32",), "GPU")  # other devices report their own precisions
 
 
 def test_fp16_weights_file_is_about_half_the_fp32_one(fp32_bundle, fp16_bundle):
@@ -162,7 +192,7 @@ def test_onnx_file_converts_to_a_bundle_that_passes_parity(onnx_bundle, trained_
     assert all((tmp_path / name).is_file() for name in artifact.model_files)
     bundle = write_bundle(tmp_path, trained_model, artifact, Format.OPENVINO, Precision.FP32)
     report = check_parity(trained_model.module, Bundle.load(tmp_path), ParityConfig(data=digits.val))
-    assert report.passed and report.engine_precision == "f32", report
+    assert report.passed and report.engine_precision == "fp32", report
     assert report.top1_agreement >= 0.995
     assert bundle.manifest.input.shape[0] == -1
 

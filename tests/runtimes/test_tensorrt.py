@@ -17,12 +17,15 @@ from edgevision.runtimes.tensorrt_cache import (
     cache_paths,
     check_cached_engine,
     engine_key,
+    engine_layer_precision,
+    onnx_sha256,
     plan_build,
+    plan_for_bundle,
     profile_shapes,
     superseded_engines,
     write_cached_engine,
 )
-from edgevision.runtimes.tensorrt_calibration import EntropyCalibrator
+from edgevision.runtimes.tensorrt_calibration import CALIBRATION_CACHE, EntropyCalibrator
 from edgevision.types import Precision
 
 from .contract import RuntimeContract
@@ -191,7 +194,53 @@ def test_tensorrt_8_is_refused_with_advice():
         plan_build(requested=None, file_precision=Precision.FP32, tensorrt_version="8.2.1")
 
 
+def test_calibrated_int8_bundle_builds_int8_from_its_calibration_cache_on_tensorrt_10():
+    plan = plan_build(requested=None, file_precision=Precision.INT8, tensorrt_version="10.3.0", calibration_cache=True)
+    assert plan == BuildPlan(
+        Precision.INT8, strongly_typed=False, flags=("INT8", "FP16"), needs_calibrator=True, from_calibration_cache=True
+    )
+    # The same engine the quantiser built from the fp32 file with calibration images: equal cache keys.
+    at_quantise_time = plan_build(requested=Precision.INT8, file_precision=Precision.FP32, tensorrt_version="10.3.0")
+    assert make_key(plan=plan).digest == make_key(plan=at_quantise_time).digest
+
+
+def test_calibrated_int8_bundle_is_refused_where_it_cannot_be_int8():
+    with pytest.raises(errors.ConfigError, match="quantise the model again"):
+        plan_build(requested=None, file_precision=Precision.INT8, tensorrt_version="11.4.0", calibration_cache=True)
+    with pytest.raises(errors.ConfigError, match="calibrated .* runs it in int8, not fp16"):
+        plan_build(requested=Precision.FP16, file_precision=Precision.INT8, tensorrt_version="10.3.0", calibration_cache=True)
+
+
+def test_bf16_bundle_is_not_a_tensorrt_bundle():
+    with pytest.raises(errors.ConfigError, match="OpenVINO"):
+        plan_build(requested=None, file_precision=Precision.BF16, tensorrt_version="10.3.0")
+
+
+def test_engine_precision_is_read_from_detailed_layer_information():
+    detailed = json.dumps({"Layers": [
+        {"Name": "conv1", "LayerType": "CaskConvolution", "Inputs": [{"Format/Datatype": "Int8 NC/32HW32"}]},
+        {"Name": "relu", "LayerType": "PointWiseV2", "Inputs": [{"Format/Datatype": "Int8 NC/32HW32"}]},
+        {"Name": "conv2", "LayerType": "CaskGemmConvolution", "Inputs": [{"Format/Datatype": "Int8 NC/32HW32"}]},
+        {"Name": "fc", "LayerType": "CaskGemmMatrixMultiply", "Inputs": [{"Format/Datatype": "Channel major FP16 format"}]},
+    ], "Bindings": ["input", "logits"]})
+    report = engine_layer_precision(detailed)
+    assert report.summary == "int8+fp16" and report.layers == {"int8": 2, "fp16": 1}
+    names_only = json.dumps({"Layers": ["conv1", "relu", "fc"], "Bindings": ["input", "logits"]})
+    assert engine_layer_precision(names_only).summary == "unknown"
+    assert engine_layer_precision("not json").summary == "unknown"
+
+
 # -- INT8 calibration data ---------------------------------------------------------------------
+
+
+def test_cache_only_calibrator_replays_scales_and_never_calibrates_on_nothing(tmp_path):
+    with pytest.raises(errors.ConfigError, match="missing"):
+        EntropyCalibrator.from_cache(tmp_path / CALIBRATION_CACHE, input_spec=SPEC)
+    (tmp_path / CALIBRATION_CACHE).write_bytes(b"TRT-1003-EntropyCalibration2\ninput: 3c010a14\n")
+    calibrator = EntropyCalibrator.from_cache(tmp_path / CALIBRATION_CACHE, input_spec=SPEC)
+    assert calibrator.batch_shape == (1, 3, 32, 32)
+    assert list(calibrator.batches()) == []  # a rejected cache fails the build instead of calibrating on zeros
+    assert calibrator.read_cache().startswith(b"TRT-1003")
 
 
 def test_calibrator_checks_and_replays_batches(tmp_path):
@@ -245,6 +294,25 @@ def tiny_onnx_bundle(tmp_path):
     )
     write_manifest(tmp_path, manifest)
     return Bundle.load(tmp_path)
+
+
+def test_int8_bundle_plans_an_int8_engine_by_default_either_way_it_was_quantised(tiny_onnx_bundle):
+    """What `edgevision run`/`bench` load: no options, so the bundle's own precision decides."""
+    from edgevision.bundle import Bundle, write_manifest
+
+    fp32_hash = onnx_sha256(tiny_onnx_bundle)
+    (tiny_onnx_bundle.path / CALIBRATION_CACHE).write_bytes(b"scales")
+    manifest = tiny_onnx_bundle.manifest.model_copy(
+        update={"precision": Precision.INT8, "model_files": ("model.onnx", CALIBRATION_CACHE), "file_bytes": {}}
+    )
+    write_manifest(tiny_onnx_bundle.path, manifest)
+    calibrated = Bundle.load(tiny_onnx_bundle.path)
+    plan = plan_for_bundle(calibrated, requested=TensorRTOptions().precision, tensorrt_version="10.3.0")
+    assert plan.precision is Precision.INT8 and "INT8" in plan.flags and plan.from_calibration_cache
+    assert onnx_sha256(calibrated) == fp32_hash  # the cache is not part of the engine key's ONNX hash
+    qdq = Bundle(calibrated.path, manifest.model_copy(update={"model_files": ("model.onnx",)}))
+    plan = plan_for_bundle(qdq, requested=None, tensorrt_version="11.4.0")
+    assert plan == BuildPlan(Precision.INT8, strongly_typed=True)
 
 
 @pytest.mark.skipif(HAS_TENSORRT, reason="TensorRT is installed here")

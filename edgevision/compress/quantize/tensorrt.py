@@ -1,11 +1,11 @@
 """INT8 for TensorRT (NVIDIA GPUs, Jetson): a calibrated INT8 engine, or a Q/DQ graph on TensorRT 11.
 
-TensorRT 10 calibrates itself: the bundle keeps the FP32 ONNX file, and an INT8 engine is built
-now with TensorRT's entropy calibrator fed from the same calibration images, then cached in the
-bundle beside its key (plus ``calibration.cache``, the computed scales). The file stays fp32 in
-the manifest because the numbers are the engine's, not the file's: load it with
-``TensorRTOptions(precision="int8")`` on this GPU to reuse the engine. An engine is only valid on
-the GPU model and TensorRT version that built it, so this quantiser needs the target device.
+TensorRT 10 calibrates itself: the bundle keeps the FP32 ONNX file plus ``calibration.cache``
+(the scales TensorRT's entropy calibrator computed from the calibration images, listed in the
+manifest's model files), and the manifest says int8. An INT8 engine is built now and cached in the
+bundle beside its key; the TensorRT runtime builds an INT8 engine from any such bundle by default
+(from the cached engine on this GPU, else from calibration.cache on another GPU with the same
+TensorRT). The ONNX file itself is fp32, so ONNX Runtime runs it in fp32 and says so.
 
 TensorRT 11 removed calibration: there the bundle is a Q/DQ ONNX file with symmetric int8
 activations (TensorRT's requirement), calibrated by ONNX Runtime on the same images, which any
@@ -14,6 +14,7 @@ TensorRT builds strongly typed on any GPU.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,6 @@ from .base import QuantizeRequest, QuantizeResult, ignored_note, write_source_on
 
 FORMAT = Format.ONNX
 MODEL_FILE = "model.onnx"
-CALIBRATION_CACHE = "calibration.cache"
 #: Images per calibration batch (TensorRT calibrates with one fixed batch shape).
 CALIBRATION_BATCH = 8
 
@@ -34,6 +34,7 @@ def quantize_tensorrt(source: Any, directory: Path, *, request: QuantizeRequest)
     trt = require("tensorrt", extra="tensorrt", what="TensorRT")
     from ...runtimes.tensorrt import TensorRTOptions
     from ...runtimes.tensorrt_cache import STRONG_TYPING_ONLY_MAJOR, tensorrt_major
+    from ...runtimes.tensorrt_calibration import CALIBRATION_CACHE
 
     if tensorrt_major(trt.__version__) >= STRONG_TYPING_ONLY_MAJOR:
         from .onnx import write_qdq_onnx
@@ -54,13 +55,17 @@ def quantize_tensorrt(source: Any, directory: Path, *, request: QuantizeRequest)
     artifact = write_source_onnx(source, directory / MODEL_FILE)
     options = TensorRTOptions(precision=Precision.INT8)
     status = build_calibrated_engine(trt, source, directory, artifact, request=request, options=options)
+    if not (directory / CALIBRATION_CACHE).is_file():
+        from ...errors import RuntimeEngineError
+
+        raise RuntimeEngineError(f"TensorRT {trt.__version__} built the INT8 engine but wrote no {CALIBRATION_CACHE}.")
     summary = (
         f"TensorRT {trt.__version__} INT8 engine, entropy calibration on {request.calibration.describe()} "
-        f"({status}); the file is fp32: load with TensorRTOptions(precision='int8')"
+        f"({status}); fp32 ONNX file + {CALIBRATION_CACHE} (the int8 scales TensorRT builds the engine from)"
     )
     return QuantizeResult(
-        artifact=artifact, summary=summary, file_precision=Precision.FP32, engine_precision=Precision.INT8,
-        runtime="tensorrt", runtime_options=options,
+        artifact=replace(artifact, model_files=(*artifact.model_files, CALIBRATION_CACHE)), summary=summary,
+        file_precision=Precision.INT8, engine_precision=Precision.INT8, runtime="tensorrt", runtime_options=options,
     )
 
 
@@ -72,6 +77,8 @@ def build_calibrated_engine(
     from ...runtimes.tensorrt import CudaRuntime, load_or_build_engine
 
     bundle = write_bundle(directory, source, artifact, Format.ONNX, Precision.FP32)  # rewritten by the caller
+    from ...runtimes.tensorrt_calibration import CALIBRATION_CACHE
+
     calibrator = tensorrt_calibrator(
         request.calibration, input_spec=bundle.manifest.input, batch_size=CALIBRATION_BATCH,
         cache_file=directory / CALIBRATION_CACHE,

@@ -212,9 +212,11 @@ def export_onnx_model(
 
 
 def float_artifact(model: OnnxModel, directory: Path, *, format: Format, precision: Precision) -> ExportArtifact:  # noqa: A002
-    """Write `model` as FP32/FP16 ONNX or OpenVINO into `directory` (the bundle's temp dir)."""
-    if precision not in (Precision.FP32, Precision.FP16):
-        raise ConfigError(f"float_artifact writes fp32 or fp16, not {precision.value}; INT8 goes through quantize.")
+    """Write `model` as FP32/FP16 ONNX or FP32/FP16/BF16 OpenVINO into `directory` (the bundle's temp dir)."""
+    if precision is Precision.INT8:
+        raise ConfigError("float_artifact writes fp32, fp16 or bf16, not int8; INT8 goes through quantize.")
+    if precision is Precision.BF16 and format is not Format.OPENVINO:
+        raise ConfigError("bf16 bundles are OpenVINO bundles: use --format openvino with --precision bf16.")
     if format is Format.ONNX:
         model.write_fp32(directory / MODEL_FILE)
         versions: dict[str, str] = {}

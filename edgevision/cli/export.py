@@ -18,7 +18,7 @@ def export_command(
     out: Path = typer.Option(..., "--out", "-o", help="Folder to write the bundles into (one sub-folder each)."),
     format: str = typer.Option("onnx", "--format", "-f", help="Comma-separated: torch, onnx, openvino, tflite."),  # noqa: A002
     precision: str = typer.Option(
-        "fp32", "--precision", "-p", help="Comma-separated: fp32, fp16, bf16 (OpenVINO on a CPU with AVX512-BF16 or AMX)."
+        "fp32", "--precision", "-p", help="Comma-separated: fp32, fp16, bf16 (OpenVINO, CPUs with AVX512-BF16 or AMX)."
     ),
     arch: str = typer.Option(None, "--arch", help="Architecture, if the checkpoint does not name it."),
     parity_data: Path = typer.Option(None, "--parity-data", help="ImageFolder to check parity on (e.g. the val split)."),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from benchmark_doc_stream import stream_section
 
-MAIN_ROWS = ("eager", "ort_fp32", "ov_fp32", "oneliner")
+MAIN_ROWS = ("eager", "ort_fp32", "ov_fp32", "ov_bf16", "oneliner")
 #: (edgevision row, plain OpenVINO row on the same bundle, what the bundle is)
 OVERHEAD_PAIRS = (
     ("ov_fp32", "plain_ov_fp32", "OpenVINO FP32 (uncompressed)"),

@@ -73,6 +73,8 @@ VARIANTS = (
     Variant("eager", "PyTorch eager FP32", False, "torch", "fp32", "torch"),
     Variant("ort_fp32", "ONNX Runtime FP32", False, "onnx", "fp32", "onnxruntime"),
     Variant("ov_fp32", "OpenVINO FP32", False, "openvino", "fp32", "openvino"),
+    # A bf16 bundle (parity-checked like FP16); refused, and listed as not built, on CPUs without bf16.
+    Variant("ov_bf16", "OpenVINO BF16", False, "openvino", "bf16", "openvino"),
     Variant("oneliner", "export + INT8 PTQ only (NNCF → OpenVINO)", False, "openvino", "int8", "openvino"),
     Variant("full_openvino", "edgevision full → OpenVINO INT8", True, "openvino", "int8", "openvino"),
     Variant("full_onnxruntime", "edgevision full → ONNX Runtime INT8", True, "onnx", "int8", "onnxruntime"),
@@ -251,7 +253,8 @@ def build_bundles(
                         model, path, format=variant.format, calibration=calibration, parity=int8_parity, overwrite=True,
                     )
                 else:
-                    bundle = export(model, path, format=variant.format, parity=float_parity, overwrite=True)
+                    bundle = export(model, path, format=variant.format, precision=variant.precision,
+                                    parity=float_parity, overwrite=True)
         except Exception as exc:  # noqa: BLE001 - reported in the doc, not hidden
             failures[variant.key] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
             log(f"    {variant.key} at {size}: FAILED ({failures[variant.key]})")

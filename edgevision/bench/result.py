@@ -59,6 +59,7 @@ class BenchResult:
     size_mb: float  # model files on disk
     accuracy: float | None = None  # top-1 through the engine, when data was given
     accuracy_images: int | None = None
+    accuracy_split: str | None = None  # the split `accuracy` is measured on (e.g. "test"), named by the caller
     samples_ms: list[float] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 def compress_onnx(
     model: Path, *, data: Path | None, out: Path, quantize: str, formats: str, labels: str | None, size: int | None,
-    calibration_images: int, force: bool,
+    calibration_images: int, force: bool, test: Path | None = None,
 ) -> None:
     from ..bench import BenchConfig, bench
     from ..bench.report import save_report, to_table
@@ -23,8 +23,10 @@ def compress_onnx(
     from .console import console
 
     if data is None:
-        raise ConfigError("An ONNX model needs --data DIR (train/ for calibration, val/ for parity and accuracy).")
-    train, val = _split(data)
+        raise ConfigError("An ONNX model needs --data DIR (train/ for calibration, val/ for parity and the accuracy "
+                          "guard, optionally test/ for the reported accuracy).")
+    splits = _split(data, test=test)
+    train, val = splits.train, splits.val
     label_list = [s.strip() for s in labels.split(",")] if labels else list(ImageFolder.open(val).labels)
     if size is None:
         raise ConfigError("Give --size N: the input size the ONNX model was trained at (preprocessing is not in the file).")
@@ -43,6 +45,9 @@ def compress_onnx(
                 made.append(export_onnx_model(onnx_model, work / f"{fmt.value}-fp16", format=fmt, precision=target,
                                               parity=parity))
             console.print(f"[green]✓[/] {fmt.value}: {', '.join(b.path.name for b in made[-2:])}")
-        report = bench(made, config=BenchConfig(threads=(2,), data=val))
+        report = bench(made, config=BenchConfig(threads=(2,), data=splits.report, split_name=splits.report_split))
         save_report(report, work / "bench")
     console.print(to_table(report, title=f"{model.name}: ONNX in, through each engine"))
+    if not splits.held_out:
+        console.print("[yellow]top-1 is on val, the selection set (it also gated parity and accuracy): add DIR/test/ "
+                      "for a held-out figure[/]")

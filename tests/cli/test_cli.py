@@ -62,3 +62,42 @@ def test_bench_with_device_profile_picks_runtime(onnx_bundle, tmp_path):
     result = runner.invoke(app, ["bench", str(onnx_bundle.path), "--device", str(profile), "-n", "5", "--warmup", "0"])
     assert result.exit_code == 0, result.output
     assert "test_board" in result.output and "onnxruntime" in result.output
+
+
+def test_bench_on_a_data_root_measures_its_test_split_and_says_so(onnx_bundle, digits, tmp_path):
+    result = runner.invoke(app, ["bench", str(onnx_bundle.path), "--data", str(digits.train.parent), "-n", "5",
+                                 "--warmup", "0", "-t", "1", "-o", str(tmp_path / "report")])
+    assert result.exit_code == 0, result.output
+    assert "top-1 (test)" in result.output
+    report = json.loads((tmp_path / "report" / "bench.json").read_text())
+    assert report["settings"]["accuracy_split"] == "test" and report["settings"]["accuracy_data"] == str(digits.test)
+    assert [(row["accuracy_split"], row["accuracy_images"]) for row in report["rows"]] == [("test", 360)]
+    assert "| size MB | top-1 (test) |" in (tmp_path / "report" / "bench.md").read_text()
+    assert (tmp_path / "report" / "bench.csv").read_text().splitlines()[1].endswith(",test")
+
+
+def test_bench_split_name_and_an_ambiguous_root(onnx_bundle, digits, tmp_path):
+    named = runner.invoke(app, ["bench", str(onnx_bundle.path), "--data", str(digits.test), "--split-name",
+                                "digits-test", "-n", "5", "--warmup", "0", "-t", "1"])
+    assert named.exit_code == 0, named.output
+    assert "top-1 (digits-test)" in named.output
+    (tmp_path / "train").mkdir()
+    (tmp_path / "val").mkdir()
+    ambiguous = runner.invoke(app, ["bench", str(onnx_bundle.path), "--data", str(tmp_path), "-n", "5"])
+    from edgevision.errors import DataError
+
+    assert isinstance(ambiguous.exception, DataError) and "no test/ split" in str(ambiguous.exception)
+    lonely = runner.invoke(app, ["bench", str(onnx_bundle.path), "--split-name", "test", "-n", "5"])
+    assert "split_name names the split given as data" in str(lonely.exception)
+
+
+def test_train_demo_reports_test_accuracy_separately(tmp_path):
+    result = runner.invoke(app, ["train-demo", "-o", str(tmp_path / "demo"), "--arch", "mobilenet_v3_small",
+                                 "--size", "16", "--epochs", "2", "--threads", "2"])
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "demo" / "train.json").read_text())
+    assert 0.0 <= record["test_accuracy"] <= 1.0 and record["best_epoch"] in (1, 2)
+    assert record["val_accuracy"] == max(h["val_accuracy"] for h in record["history"])  # val chose the epoch
+    assert record["test"].endswith("test")
+    assert f"test top-1 {record['test_accuracy']:.2%} (held out)" in result.output
+    assert f"(chose epoch {record['best_epoch']}/2)" in result.output

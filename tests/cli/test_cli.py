@@ -101,3 +101,18 @@ def test_train_demo_reports_test_accuracy_separately(tmp_path):
     assert record["test"].endswith("test")
     assert f"test top-1 {record['test_accuracy']:.2%} (held out)" in result.output
     assert f"(chose epoch {record['best_epoch']}/2)" in result.output
+
+
+def test_demo_gates_parity_on_val_and_reports_top1_on_test(tmp_path):
+    out = tmp_path / "demo"
+    result = runner.invoke(app, ["demo", "-o", str(out), "--arch", "mobilenet_v3_small", "--size", "16", "--epochs", "1",
+                                 "--formats", "onnx", "--precisions", "fp32", "--iterations", "5", "--threads", "1",
+                                 "--no-compress"])
+    assert result.exit_code == 0, result.output
+    assert "top-1 (test)" in result.output and "held-out test split (360 images)" in result.output
+    assert "of 270 val labels agree" in result.output  # parity is a gate: it runs on val
+    bench = json.loads((out / "bench" / "bench.json").read_text())
+    assert bench["settings"]["accuracy_split"] == "test"
+    assert {(row["accuracy_split"], row["accuracy_images"]) for row in bench["rows"]} == {("test", 360)}
+    manifest = json.loads((out / "bundles" / "onnx-fp32" / "edgevision.json").read_text())
+    assert manifest["parity"]["data"].startswith(str(out / "data" / "val"))

@@ -116,3 +116,17 @@ def test_onnx_model_cannot_be_pruned(tmp_path, onnx_bundle, digits):
 def test_data_folder_needs_train_and_val(checkpoint, tmp_path):
     result = runner.invoke(app, ["compress", str(checkpoint), "--data", str(tmp_path), "-o", str(tmp_path / "out")])
     assert isinstance(result.exception, errors.DataError) and "train/ and val/" in str(result.exception)
+
+
+def test_onnx_model_reports_top1_on_test_and_without_test_says_selection_set(onnx_bundle, digits, tmp_path):
+    model = str(onnx_bundle.path / "model.onnx")
+    held_out = runner.invoke(app, ["compress", model, "--data", str(digits.train.parent), "--size", "32", "--quantize",
+                                   "fp32", "--export", "onnx", "-o", str(tmp_path / "out")])
+    assert held_out.exit_code == 0, held_out.output
+    rows = json.loads((tmp_path / "out" / "bench" / "bench.json").read_text())["rows"]
+    assert [(r["accuracy_split"], r["accuracy_images"]) for r in rows] == [("test", 360)]
+    assert "top-1 (test)" in held_out.output and "selection set" not in held_out.output
+    no_test = runner.invoke(app, ["compress", model, "--data", str(_root_without_test(digits, tmp_path / "data")),
+                                  "--size", "32", "--quantize", "fp32", "--export", "onnx", "-o", str(tmp_path / "out2")])
+    assert no_test.exit_code == 0, no_test.output
+    assert "top-1 (val)" in no_test.output and "selection set" in no_test.output

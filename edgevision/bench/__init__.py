@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from ..bundle import Bundle
@@ -32,7 +31,8 @@ class BenchConfig:
     iterations: int = 100
     batch_size: int = 1
     threads: tuple[int | None, ...] = (None,)
-    data: Path | None = None  # ImageFolder for top-1 accuracy through each engine
+    data: Path | None = None  # ImageFolder for top-1 through each engine, or a data root with test/ inside
+    split_name: str | None = None  # what the accuracy is measured on (default: the measured folder's name)
     max_images: int | None = None
     isolate: bool = True  # one process per row (true peak RSS); False runs rows in this process
 
@@ -43,6 +43,17 @@ class BenchConfig:
             raise ConfigError("warmup must be ≥ 0 and batch_size ≥ 1.")
         if any(t is not None and t < 1 for t in self.threads):
             raise ConfigError(f"thread counts must be ≥ 1, got {self.threads}.")
+        if self.split_name is not None and (not self.split_name.strip() or self.data is None):
+            raise ConfigError("split_name names the split given as data: give data too, and a non-empty name.")
+
+    def accuracy_data(self) -> tuple[Path, str] | None:
+        """(image folder, split name) the accuracy column is measured on; None without data."""
+        if self.data is None:
+            return None
+        from ..data.splits import resolve_measured_folder
+
+        folder, name = resolve_measured_folder(self.data)
+        return folder, self.split_name or name
 
 
 def plan_rows(
@@ -96,18 +107,18 @@ def bench(
     if not loaded:
         raise ConfigError("Give at least one bundle to benchmark.")
     if device is not None and config.threads == (None,) and device.threads is not None:
-        from dataclasses import replace
-
         config = replace(config, threads=(device.threads,))
+    measured = config.accuracy_data()
     pairs = plan_rows(loaded, runtimes, device=device)
     rows: list[BenchResult] = []
     for bundle, runtime in pairs:
         for threads in config.threads:
             job = RowJob(
                 str(bundle.path), runtime, threads, config.batch_size, config.warmup, config.iterations,
-                str(config.data) if config.data else None, config.max_images,
+                str(measured[0]) if measured else None, config.max_images,
             )
-            rows.append(_run_isolated(job, progress) if config.isolate else run_row(job, tick=progress))
+            row = _run_isolated(job, progress) if config.isolate else run_row(job, tick=progress)
+            rows.append(replace(row, accuracy_split=measured[1]) if measured else row)
             if progress:
                 progress("row", 1)
     index = 0
@@ -119,6 +130,8 @@ def bench(
             raise ConfigError(f"Baseline {baseline!r} is not among the rows {names}.{did_you_mean(baseline, names)}")
         index = names.index(baseline)
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in config.__dict__.items()}
+    if measured:
+        settings["accuracy_data"], settings["accuracy_split"] = str(measured[0]), measured[1]
     if device is not None:
         settings["device"] = device.name
     return BenchReport(rows=rows, baseline=index, settings=settings)

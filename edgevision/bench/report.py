@@ -15,7 +15,7 @@ def to_table(report: BenchReport, *, title: str = "edgevision bench") -> Table:
     base = report.rows[report.baseline]
     table = Table(title=title, title_justify="left", caption=f"speed-up vs {base.label} (median latency per image)")
     for header in ("bundle", "runtime", "engine prec.", "thr", "p50 ms", "p90 ms", "p99 ms", "mean±std ms",
-                   "img/s", "speed-up", "peak RSS MB", "size MB", "top-1"):
+                   "img/s", "speed-up", "peak RSS MB", "size MB", accuracy_header(report)):
         table.add_column(header, justify="left" if header in {"bundle", "runtime", "engine prec."} else "right")
     for index, row in enumerate(report.rows):
         lat = row.latency
@@ -30,6 +30,12 @@ def to_table(report: BenchReport, *, title: str = "edgevision bench") -> Table:
     return table
 
 
+def accuracy_header(report: BenchReport) -> str:
+    """ "top-1 (test)": the accuracy column names the split it was measured on."""
+    splits = sorted({row.accuracy_split for row in report.rows if row.accuracy is not None and row.accuracy_split})
+    return f"top-1 ({', '.join(splits)})" if splits else "top-1"
+
+
 def write_json(report: BenchReport, path: Path) -> Path:
     payload = {
         "settings": report.settings,
@@ -42,7 +48,7 @@ def write_json(report: BenchReport, path: Path) -> Path:
 
 CSV_COLUMNS = ("name", "runtime", "format", "precision", "engine_precision", "threads", "batch_size", "p50_ms", "p90_ms",
                "p99_ms", "mean_ms", "std_ms", "throughput_ips", "speedup_vs_baseline", "peak_rss_mb", "size_mb", "accuracy",
-               "engine_config")
+               "engine_config", "accuracy_split")
 
 
 def write_csv(report: BenchReport, path: Path) -> Path:
@@ -56,6 +62,7 @@ def write_csv(report: BenchReport, path: Path) -> Path:
                 f"{lat.p50_ms:.4f}", f"{lat.p90_ms:.4f}", f"{lat.p99_ms:.4f}", f"{lat.mean_ms:.4f}", f"{lat.std_ms:.4f}",
                 f"{row.throughput_ips:.2f}", f"{report.speedup(row):.3f}", f"{row.peak_rss_mb:.1f}", f"{row.size_mb:.3f}",
                 "" if row.accuracy is None else f"{row.accuracy:.4f}", format_engine_config(row.engine_config),
+                row.accuracy_split or "",
             ])
     return path
 
@@ -67,7 +74,9 @@ def format_engine_config(config: dict[str, str | int | bool | None]) -> str:
 
 def to_markdown(report: BenchReport) -> str:
     """A Markdown table (for README / docs)."""
-    lines = ["| bundle | runtime | engine precision | threads | p50 ms | p90 ms | img/s | speed-up | peak RSS MB | size MB | top-1 |",
+    header = ("| bundle | runtime | engine precision | threads | p50 ms | p90 ms | img/s | speed-up | peak RSS MB | "
+              f"size MB | {accuracy_header(report)} |")
+    lines = [header,
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in report.rows:
         accuracy = "—" if row.accuracy is None else f"{row.accuracy:.2%}"

@@ -64,6 +64,7 @@ class BenchResult:
     engine_config: dict[str, str | int | bool | None] = field(default_factory=dict)
     # Compute layers per precision and where that was read (`Runtime.precision_report`).
     engine_precision_detail: dict[str, object] = field(default_factory=dict)
+    accuracy_split: str | None = None  # the split `accuracy` is measured on (e.g. "test"), named by the caller
     samples_ms: list[float] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:

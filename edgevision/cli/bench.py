@@ -17,7 +17,12 @@ def bench_command(
     bundles: list[Path] = typer.Argument(..., help="Bundle directories to compare."),
     runtime: str = typer.Option(None, "--runtime", "-r", help="Comma-separated runtimes (default: each bundle's own)."),
     threads: str = typer.Option("default", "--threads", "-t", help="Comma-separated thread counts, or 'default'."),
-    data: Path = typer.Option(None, "--data", help="ImageFolder for top-1 accuracy through each engine."),
+    data: Path = typer.Option(
+        None, "--data", help="ImageFolder for top-1 through each engine, or a data root with a held-out test/ (then test/)."
+    ),
+    split_name: str = typer.Option(
+        None, "--split-name", help="What --data is, for the report's top-1 column (default: the folder's name)."
+    ),
     warmup: int = typer.Option(10, help="Untimed calls before timing."),
     iterations: int = typer.Option(100, "--iterations", "-n", help="Timed calls per row."),
     batch_size: int = typer.Option(1, "--batch-size", "-b"),
@@ -36,6 +41,7 @@ def bench_command(
         check_image_folder(data, option="--data")
     config = BenchConfig(
         warmup=warmup, iterations=iterations, batch_size=batch_size, threads=parse_threads(threads), data=data,
+        split_name=split_name,
     )
     runtimes = [r.strip() for r in runtime.split(",") if r.strip()] if runtime else None
     profile = None

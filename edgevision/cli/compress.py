@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from .outputs import removes_outputs_on_failure
+
+if TYPE_CHECKING:
+    from ..data.splits import DataSplits
 
 
 def register(app: typer.Typer) -> None:
@@ -15,7 +19,14 @@ def register(app: typer.Typer) -> None:
 
 def compress_command(
     model: Path = typer.Argument(..., help="Checkpoint (.pt) — or an .onnx file (quantise/convert only)."),
-    data: Path = typer.Option(None, "--data", "-d", help="Folder with train/ and val/ image folders."),
+    data: Path = typer.Option(
+        None, "--data", "-d",
+        help="Folder with train/ (fits) and val/ (chooses) image folders, and optionally test/ (held out: the reported "
+        "accuracy). Without test/ the report says its accuracy is on val, the selection set.",
+    ),
+    test: Path = typer.Option(
+        None, "--test", help="Held-out image folder for the reported accuracy, if not DIR/test (overrides the recipe's)."
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: bundles/, model.pt, compress_report.*"),
     recipe: Path = typer.Option(None, "--recipe", help="YAML recipe (flags below are ignored when given)."),
     prune_ratio: float = typer.Option(None, "--prune", help="Keep this fraction of MACs (e.g. 0.5)."),
@@ -60,26 +71,31 @@ def compress_command(
                                            mean=mean, std=std, scale=scale)
         compress_onnx(model, data=data, out=out, quantize=quantize, formats=export_formats, labels=labels,
                       preprocess=preprocess, max_accuracy_drop=max_accuracy_drop,
-                      calibration_images=calibration_images, force=force)
+                      calibration_images=calibration_images, force=force, test=test)
         return
     recipe_obj = _recipe(recipe, prune_ratio, importance, distill_flag, epochs, quantize, export_formats,
                          max_accuracy_drop, calibration_images, ignored_scope)
-    train, val = _split(data) if data else (None, None)
+    splits = _split(data, test=test) if data else None
+    if splits is None and test is not None and recipe_obj.data is None:
+        from ..errors import ConfigError
+
+        raise ConfigError("--test needs --data DIR (train/ and val/) or a recipe with a 'data:' section.")
     from ..model import TrainedModel
     from .training import run_pipeline_with_progress
 
-    result = run_pipeline_with_progress(recipe_obj, TrainedModel.load(model), out, train=train, val=val, overwrite=force)
+    result = run_pipeline_with_progress(
+        recipe_obj, TrainedModel.load(model), out, train=splits.train if splits else None,
+        val=splits.val if splits else None, test=splits.test if splits else test, overwrite=force,
+    )
     console.print((result.output / "compress_report.md").read_text())
     console.print(f"[green]✓[/] wrote {len(result.bundles)} bundles and the report to {result.output}")
 
 
-def _split(data: Path) -> tuple[Path, Path]:
-    from ..errors import DataError
+def _split(data: Path, *, test: Path | None = None) -> DataSplits:
+    """DIR/train, DIR/val and DIR/test (if there, or `test`): val chooses, test reports."""
+    from ..data.splits import DataSplits
 
-    train, val = data / "train", data / "val"
-    if not train.is_dir() or not val.is_dir():
-        raise DataError(f"{data} needs train/ and val/ sub-folders (each <label>/<image>), e.g. runs/demo/data.")
-    return train, val
+    return DataSplits.from_root(data, test=test)
 
 
 def _recipe(recipe, prune_ratio, importance, distill_flag, epochs, quantize, formats, max_drop, calibration_images, ignored):  # noqa: ANN001, ANN202, PLR0913

@@ -91,6 +91,7 @@ def _number(text: str, *, option: str) -> float:
 def compress_onnx(
     model: Path, *, data: Path | None, out: Path, quantize: str, formats: str, labels: str | None,
     preprocess: PreprocessFlags, max_accuracy_drop: float, calibration_images: int, force: bool,
+    test: Path | None = None,
 ) -> None:
     from ..bench import BenchConfig, bench
     from ..bench.report import save_report, to_table
@@ -108,7 +109,8 @@ def compress_onnx(
 
     # Everything is checked before the output folder exists.
     if data is None:
-        raise ConfigError("An ONNX model needs --data DIR (train/ for calibration, val/ for parity and accuracy).")
+        raise ConfigError("An ONNX model needs --data DIR (train/ for calibration, val/ for parity and the accuracy "
+                          "guard, optionally test/ for the reported accuracy).")
     wanted = parse_enum_list(Format, formats, option="format")
     unreachable = [f.value for f in wanted if f.value not in ONNX_REACHABLE]
     if unreachable:
@@ -120,7 +122,10 @@ def compress_onnx(
     check_max_drop(max_accuracy_drop)
     if out.exists() and not force:
         raise BundleError(f"{out} already exists. Choose another --out or pass --force.")
-    train, val, test = _splits(data)
+    from ..data.splits import DataSplits, describe_split
+
+    splits = DataSplits.from_root(data, test=test)
+    train, val, test = splits.train, splits.val, splits.test
     geometry = read_geometry(model)
     if geometry.size is None and preprocess.size is None:
         raise ConfigError(
@@ -163,7 +168,7 @@ def compress_onnx(
                 made.append(export_onnx_model(onnx_model, work / f"{fmt.value}-fp16", format=fmt, precision=target,
                                               parity=parity))
             console.print(f"[green]✓[/] {fmt.value}: {', '.join(b.path.name for b in made[-2:])}")
-        report = bench(made, config=BenchConfig(threads=(2,), data=report_data))
+        report = bench(made, config=BenchConfig(threads=(2,), data=report_data, split_name=splits.report_split))
         save_report(report, work / "bench")
         rows = {row.name: row for row in report.rows}
         for fmt in wanted:
@@ -174,18 +179,10 @@ def compress_onnx(
                  else f"top-1 on {val}, the selection set (no test/ split given)")
         _write_report(work, onnx_model, made, verdicts, split)
     console.print(to_table(report, title=f"{model.name}: ONNX in, through each engine ({split})"))
+    if not splits.held_out:
+        console.print(f"[yellow]{describe_split(splits.report_split, held_out=False)}[/]")
     for fmt, verdict in verdicts.items():
         console.print(f"  {fmt}: {verdict}")
-
-
-def _splits(data: Path) -> tuple[Path, Path, Path | None]:
-    """train/, val/ and the optional test/ under `data`."""
-    from ..errors import DataError
-
-    train, val, test = data / "train", data / "val", data / "test"
-    if not train.is_dir() or not val.is_dir():
-        raise DataError(f"{data} needs train/ and val/ sub-folders (each <label>/<image>), plus an optional test/.")
-    return train, val, test if test.is_dir() else None
 
 
 def _write_report(work: Path, model: Any, bundles: list[Any], verdicts: dict[str, str], split: str) -> None:

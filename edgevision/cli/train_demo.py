@@ -14,7 +14,7 @@ def register(app: typer.Typer) -> None:
 
 
 def train_demo(
-    out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Folder for data/, model.pt and train.json."),
+    out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Folder for data/ (train, val, test), model.pt and train.json."),
     arch: str = typer.Option("resnet18", help="torchvision architecture (resnet18, mobilenet_v3_small, ...)."),
     size: int = typer.Option(32, help="Input size (pixels, square)."),
     epochs: int = typer.Option(6, help="Training epochs."),
@@ -23,9 +23,7 @@ def train_demo(
 ) -> None:
     """Write scikit-learn's digits as an ImageFolder and train a classifier on it (random init)."""
     from .console import console
-    from .training import train_with_progress
+    from .training import describe_training, train_with_progress
 
     model_path, report = train_with_progress(out, arch=arch, size=size, epochs=epochs, threads=threads, seed=seed)
-    console.print(
-        f"[green]✓[/] {arch} @ {size}×{size}: val top-1 {report.val_accuracy:.2%} in {report.seconds:.0f} s → {model_path}"
-    )
+    console.print(f"[green]✓[/] {arch} @ {size}×{size}: {describe_training(report)} → {model_path}")

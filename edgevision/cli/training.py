@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..compress.pipeline import CompressResult
+    from ..train import TrainReport
 
 
 def train_with_progress(out: Path, *, arch: str, size: int, epochs: int, threads: int | None, seed: int):  # noqa: ANN201
@@ -22,16 +27,27 @@ def train_with_progress(out: Path, *, arch: str, size: int, epochs: int, threads
         def on_epoch(epoch: int, total: int, loss: float, accuracy: float) -> None:
             bar.update(task, advance=1, description=f"training {arch} (epoch {epoch}: loss {loss:.3f}, val {accuracy:.2%})")
 
-        model, report = train_classifier(split.train, split.val, config=config, on_epoch=on_epoch)
+        model, report = train_classifier(split.train, split.val, test_dir=split.test, config=config, on_epoch=on_epoch)
     model_path = model.save(out / "model.pt")
     (out / "train.json").write_text(json.dumps({
-        "architecture": arch, "input_size": size, "epochs": epochs, "val_accuracy": report.val_accuracy,
-        "seconds": report.seconds, "history": report.history, "train": str(split.train), "val": str(split.val),
+        "architecture": arch, "input_size": size, "epochs": epochs, "best_epoch": report.best_epoch,
+        "val_accuracy": report.val_accuracy, "test_accuracy": report.test_accuracy, "seconds": report.seconds,
+        "history": report.history, "train": str(split.train), "val": str(split.val), "test": str(split.test),
+        "note": "val chose the best epoch (its accuracy is optimistic); test chose nothing and is the figure to report",
     }, indent=2))
     return model_path, report
 
 
-def run_pipeline_with_progress(recipe, model, out: Path, *, train: Path | None, val: Path | None, overwrite: bool):  # noqa: ANN001, ANN201
+def describe_training(report: TrainReport) -> str:
+    """One line: the held-out test figure first, then the val figure that chose the epoch."""
+    test = "" if report.test_accuracy is None else f"test top-1 {report.test_accuracy:.2%} (held out); "
+    return (f"{test}val top-1 {report.val_accuracy:.2%} (chose epoch {report.best_epoch}/{report.epochs}) "
+            f"in {report.seconds:.0f} s")
+
+
+def run_pipeline_with_progress(
+    recipe, model, out: Path, *, train: Path | None, val: Path | None, test: Path | None = None, overwrite: bool,  # noqa: ANN001
+) -> CompressResult:
     """Run a compression Pipeline with a progress line; stage changes are printed as they start."""
     from ..compress.pipeline import Pipeline
     from .console import console, progress
@@ -44,4 +60,4 @@ def run_pipeline_with_progress(recipe, model, out: Path, *, train: Path | None, 
                 console.print(f"[bold]›[/] {message}")
             bar.update(task, description=message)
 
-        return Pipeline(recipe, on_event=on_event).run(model, out, train=train, val=val, overwrite=overwrite)
+        return Pipeline(recipe, on_event=on_event).run(model, out, train=train, val=val, test=test, overwrite=overwrite)

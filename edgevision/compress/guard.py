@@ -41,7 +41,11 @@ def check_max_drop(max_accuracy_drop: float | None) -> None:
 
 @dataclass(frozen=True, kw_only=True)
 class AccuracyReport:
-    """Top-1 of the original and the compressed model on the same validation images."""
+    """Top-1 of the original and the compressed model on the same validation images.
+
+    The guard decides whether a bundle is kept, so `data` is a selection split (val); the figure
+    to publish is measured afterwards on a held-out test split (bench, compress report).
+    """
 
     original: float
     compressed: float
@@ -70,7 +74,8 @@ class AccuracyReport:
     def summary(self) -> str:
         return (
             f"top-1 {self.original:.2%} → {self.compressed:.2%} (drop {self.drop * 100:.2f} pt, budget "
-            f"{self.max_drop * 100:.2f} pt) on {self.images} images of {self.data} through {self.engine}"
+            f"{self.max_drop * 100:.2f} pt) on {self.images} images of {self.data} through {self.engine} "
+            "(a selection check that gated this bundle, not a held-out figure)"
         )
 
 

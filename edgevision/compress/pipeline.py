@@ -2,6 +2,10 @@
 
 Everything is written into a temp dir and renamed at the end, so a run that breaks the
 accuracy budget leaves no bundle behind; its error lists every stage's accuracy instead.
+
+Val chooses (distillation's best epoch and early stop, the accuracy budget, INT8 accuracy
+control, parity); the reported accuracies are measured on test when one is given, and say
+"val" (the selection set) when not.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..bundle import Bundle, atomic_directory
+from ..data.splits import DataSplits
 from ..errors import AccuracyBudgetError, ConfigError, ParityError
 from ..model import TrainedModel
 from ..types import Format, Precision
@@ -24,7 +29,11 @@ EventCallback = Callable[[str, str, float | None], None]
 
 @dataclass(frozen=True, kw_only=True)
 class StageRecord:
-    """One row of the compress report: the model after a stage (accuracy measured on val)."""
+    """One row of the compress report: the model after a stage.
+
+    `accuracy` is measured on `split` (test when given, else val); `selection_accuracy` is on val
+    and is what the accuracy budget is checked against.
+    """
 
     stage: str
     params: int
@@ -32,6 +41,8 @@ class StageRecord:
     size_bytes: int
     torch_latency_ms: float
     accuracy: float
+    split: str
+    selection_accuracy: float
     seconds: float
     note: str = ""
 
@@ -42,7 +53,9 @@ class CompressResult:
     model_path: Path
     stages: list[StageRecord]
     bundles: dict[str, Path]
-    finetune_comparison: dict[str, float] = field(default_factory=dict)
+    accuracy_split: str = "val"  # the split every reported accuracy is measured on
+    held_out: bool = False  # True when accuracy_split chose nothing (a test split was given)
+    finetune_comparison: dict[str, float] = field(default_factory=dict)  # accuracies on accuracy_split
     bench: object | None = None  # BenchReport
     int8_verdicts: dict[str, str] = field(default_factory=dict)
     fallbacks: dict[str, str] = field(default_factory=dict)
@@ -69,25 +82,27 @@ class Pipeline:
         *,
         train: str | os.PathLike[str] | None = None,
         val: str | os.PathLike[str] | None = None,
+        test: str | os.PathLike[str] | None = None,
         calibration: str | os.PathLike[str] | None = None,
         bench: bool = True,
         overwrite: bool = False,
     ) -> CompressResult:
+        """Compress `model` into `output`. Val chooses; `test` (optional, held out) is what the report measures."""
         recipe = self.recipe
-        train_dir, val_dir, calibration_dir = self._data(train, val, calibration)
+        splits, calibration_dir = self._data(train, val, test, calibration)
         output = Path(output)
         with atomic_directory(output, overwrite=overwrite) as work:
-            stages: list[StageRecord] = [self._record("original", model, val_dir, seconds=0.0)]
-            compressed, comparison = self._compress(model, stages, train_dir, val_dir)
+            stages: list[StageRecord] = [self._record("original", model, splits, seconds=0.0)]
+            compressed, comparison = self._compress(model, stages, splits)
             model_path = compressed.save(work / "model.pt")
-            bundles, fallbacks = self._export(model, compressed, stages, work / "bundles", calibration_dir, val_dir)
+            bundles, fallbacks = self._export(model, compressed, stages, work / "bundles", calibration_dir, splits.val)
             result = CompressResult(
                 output=output, model_path=output / "model.pt", stages=stages,
-                bundles={name: output / "bundles" / name for name in bundles}, finetune_comparison=comparison,
-                fallbacks=fallbacks,
+                bundles={name: output / "bundles" / name for name in bundles}, accuracy_split=splits.report_split,
+                held_out=splits.held_out, finetune_comparison=comparison, fallbacks=fallbacks,
             )
             if bench:
-                self._bench(result, [Bundle.load(p) for p in bundles.values()], val_dir)
+                self._bench(result, [Bundle.load(p) for p in bundles.values()], splits)
             from .report import write_compress_report
 
             result.report_paths = {k: output / p.name for k, p in write_compress_report(result, work, recipe=recipe).items()}
@@ -96,11 +111,12 @@ class Pipeline:
 
     # -- stages ---------------------------------------------------------------------------------
     def _compress(
-        self, original: TrainedModel, stages: list[StageRecord], train_dir: Path, val_dir: Path
+        self, original: TrainedModel, stages: list[StageRecord], splits: DataSplits
     ) -> tuple[TrainedModel, dict[str, float]]:
         from .distill import distill
         from .prune import prune
 
+        train_dir, val_dir = splits.train, splits.val
         current, comparison = original, {}
         for stage in self.recipe.stages:
             started = time.perf_counter()
@@ -110,7 +126,7 @@ class Pipeline:
                     current, config=stage.prune.to_config(), train_data=train_dir, val_data=val_dir,
                     on_progress=lambda step, steps, macs: self._emit("info", f"prune step {step}/{steps}", step / steps),
                 )
-                stages.append(self._record("pruned", current, val_dir, seconds=time.perf_counter() - started,
+                stages.append(self._record("pruned", current, splits, seconds=time.perf_counter() - started,
                                            note=current.notes.get("prune", "")))
                 continue
             settings = stage.distill
@@ -123,22 +139,21 @@ class Pipeline:
                     pruned, original, train_data=train_dir, val_data=val_dir, config=config.as_fine_tune(),
                     on_epoch=self._epoch_callback("fine-tune"),
                 )
-                comparison["fine-tune"] = tuned_report.accuracy_after
+                comparison["fine-tune"] = torch_accuracy(tuned, splits.report)  # its val figure chose its epoch
                 comparison["fine-tune seconds"] = tuned_report.seconds
             self._emit("stage", "distilling from the original model", None)
             started = time.perf_counter()
             current, report = distill(pruned, original, train_data=train_dir, val_data=val_dir, config=config,
                                       on_epoch=self._epoch_callback("distill"))
-            comparison["distill"] = report.accuracy_after
             comparison["distill seconds"] = report.seconds
-            comparison["before"] = report.accuracy_before
-            stages.append(self._record("distilled", current, val_dir, seconds=time.perf_counter() - started,
+            comparison["before"] = stages[-1].accuracy  # the model distillation started from, on the report split
+            stages.append(self._record("distilled", current, splits, seconds=time.perf_counter() - started,
                                        note=current.notes.get("distill", "")))
-        original_accuracy = stages[0].accuracy
-        drop = original_accuracy - stages[-1].accuracy
+            comparison["distill"] = stages[-1].accuracy
+        drop = stages[0].selection_accuracy - stages[-1].selection_accuracy  # the budget is a choice: val decides
         if drop > self.recipe.max_accuracy_drop:
             raise AccuracyBudgetError(
-                f"After {stages[-1].stage}, top-1 dropped {drop:.2%} (budget {self.recipe.max_accuracy_drop:.2%}); "
+                f"After {stages[-1].stage}, val top-1 dropped {drop:.2%} (budget {self.recipe.max_accuracy_drop:.2%}); "
                 f"nothing was written. Stages: {_stage_summary(stages)}. Prune less, distil longer, or raise "
                 "max_accuracy_drop."
             )
@@ -173,7 +188,8 @@ class Pipeline:
 
         add("original-torch-fp32", lambda p: export(original, p, format=Format.TORCH, parity=parity))
         # The compressed model may spend only what is left of the budget after the torch stages.
-        remaining = max(self.recipe.max_accuracy_drop - (stages[0].accuracy - stages[-1].accuracy), 0.0)
+        spent = stages[0].selection_accuracy - stages[-1].selection_accuracy
+        remaining = max(self.recipe.max_accuracy_drop - spent, 0.0)
         target = export_settings.precision
         for fmt in export_settings.formats:
             add(f"original-{fmt.value}-fp32", lambda p, f=fmt: export(original, p, format=f, parity=parity))
@@ -209,13 +225,13 @@ class Pipeline:
                 ))
         return bundles, fallbacks
 
-    def _bench(self, result: CompressResult, bundles: list[Bundle], val_dir: Path) -> None:
+    def _bench(self, result: CompressResult, bundles: list[Bundle], splits: DataSplits) -> None:
         from ..bench import BenchConfig, bench
         from .quantize import int8_speed_verdict
 
         self._emit("stage", f"benchmarking {len(bundles)} bundles", None)
         config = BenchConfig(threads=(self.recipe.bench_threads,), iterations=self.recipe.bench_iterations, warmup=10,
-                             data=val_dir)
+                             data=splits.report, split_name=splits.report_split)
         total = len(bundles)
         counter = iter(range(1, total + 1))
         report = bench(
@@ -230,24 +246,31 @@ class Pipeline:
                 result.int8_verdicts[fmt.value] = int8_speed_verdict(fp32, int8)
 
     # -- helpers --------------------------------------------------------------------------------
-    def _data(self, train, val, calibration) -> tuple[Path, Path, Path]:  # noqa: ANN001
+    def _data(self, train, val, test, calibration) -> tuple[DataSplits, Path]:  # noqa: ANN001
+        """Arguments win over the recipe's data: section; test is optional (then the report says val)."""
         section = self.recipe.data
         train_dir = Path(train) if train else (section.train if section else None)
         val_dir = Path(val) if val else (section.val if section else None)
+        test_dir = Path(test) if test else (section.test if section else None)
         if train_dir is None or val_dir is None:
-            raise ConfigError("The pipeline needs train and val image folders: give --data DIR (with train/ and val/) "
-                              "or a 'data:' section in the recipe.")
+            raise ConfigError("The pipeline needs train and val image folders: give --data DIR (with train/ and val/, "
+                              "and optionally a held-out test/) or a 'data:' section in the recipe.")
+        if test_dir is not None and test_dir.resolve() in {train_dir.resolve(), val_dir.resolve()}:
+            raise ConfigError(f"The test folder {test_dir} is also the train or val folder; a test split must be held "
+                              "out (nothing may be chosen or trained on it). Leave it out to report on val instead.")
         calibration_dir = Path(calibration) if calibration else (section.calibration if section and section.calibration else train_dir)
-        return train_dir, val_dir, calibration_dir
+        return DataSplits(train=train_dir, val=val_dir, test=test_dir), calibration_dir
 
-    def _record(self, stage: str, model: TrainedModel, val_dir: Path, *, seconds: float, note: str = "") -> StageRecord:
+    def _record(self, stage: str, model: TrainedModel, splits: DataSplits, *, seconds: float, note: str = "") -> StageRecord:
         from .measure import measure
 
         self._emit("info", f"measuring the {stage} model", None)
         stats = measure(model)
+        selection = torch_accuracy(model, splits.val)
         return StageRecord(
             stage=stage, params=stats.params, macs=stats.macs, size_bytes=stats.state_dict_bytes,
-            torch_latency_ms=stats.latency_ms, accuracy=torch_accuracy(model, val_dir), seconds=seconds, note=note,
+            torch_latency_ms=stats.latency_ms, accuracy=torch_accuracy(model, splits.test) if splits.test else selection,
+            split=splits.report_split, selection_accuracy=selection, seconds=seconds, note=note,
         )
 
     def _epoch_callback(self, what: str):  # noqa: ANN202
@@ -270,4 +293,5 @@ def torch_accuracy(model: TrainedModel, val_dir: Path) -> float:
 
 
 def _stage_summary(stages: list[StageRecord]) -> str:
-    return ", ".join(f"{s.stage} {s.accuracy:.2%}" for s in stages)
+    """Val figures: the budget is decided on them."""
+    return "val top-1 " + ", ".join(f"{s.stage} {s.selection_accuracy:.2%}" for s in stages)

@@ -84,8 +84,11 @@ class ExportSection(_Section):
 
 
 class DataSection(_Section):
+    """train fits, val chooses (epochs, budget, accuracy control, parity), test (optional, held out) reports."""
+
     train: Path
     val: Path
+    test: Path | None = None  # without it, the report's accuracies are on val and say so
     calibration: Path | None = None  # default: train
 
 

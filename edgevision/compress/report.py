@@ -1,4 +1,8 @@
-"""The compress report: Markdown + JSON + an accuracy-vs-latency plot of every stage and bundle."""
+"""The compress report: Markdown + JSON + an accuracy-vs-latency plot of every stage and bundle.
+
+Every accuracy names its split: test when the user gave one (it chose nothing), else val, and
+then the report says in words that the figure is on the selection set.
+"""
 
 from __future__ import annotations
 
@@ -19,10 +23,16 @@ def write_compress_report(result: CompressResult, directory: Path, *, recipe: Re
         "json": directory / "compress_report.json",
     }
     paths["markdown"].write_text(to_markdown(result), encoding="utf-8")
+    from ..data.splits import describe_split
+
     payload = {
         "recipe": json.loads(recipe.model_dump_json()),
+        "accuracy_split": {
+            "split": result.accuracy_split, "held_out": result.held_out,
+            "note": describe_split(result.accuracy_split, held_out=result.held_out).replace("**", ""),
+        },
         "stages": [asdict(s) for s in result.stages],
-        "finetune_comparison": result.finetune_comparison,
+        "finetune_comparison": {**result.finetune_comparison, "split": result.accuracy_split},
         "bundles": {name: str(path) for name, path in result.bundles.items()},
         "fallbacks": result.fallbacks,
         "int8_verdicts": result.int8_verdicts,
@@ -36,15 +46,27 @@ def write_compress_report(result: CompressResult, directory: Path, *, recipe: Re
     return paths
 
 
+def accuracy_label(result: CompressResult) -> str:
+    """ "top-1 (test)", or "top-1 (val, selection set)" when no held-out split was given."""
+    return f"top-1 ({result.accuracy_split})" if result.held_out else f"top-1 ({result.accuracy_split}, selection set)"
+
+
 def to_markdown(result: CompressResult) -> str:
-    lines = ["# edgevision compress report", "", "## Stages (torch model, accuracy on the validation set)", "",
-             "| stage | params | MMACs | size MiB | torch latency ms (1 thread) | top-1 | time s |", "|---|---|---|---|---|---|---|"]
+    from ..data.splits import describe_split
+
+    top1 = accuracy_label(result)
+    chosen_on_val = ("The accuracy budget (max_accuracy_drop), distillation's best epoch, INT8 accuracy control and "
+                     "parity are checked on val.")
+    lines = ["# edgevision compress report", "", describe_split(result.accuracy_split, held_out=result.held_out),
+             chosen_on_val, "", "## Stages (torch model)", "",
+             f"| stage | params | MMACs | size MiB | torch latency ms (1 thread) | {top1} | time s |",
+             "|---|---|---|---|---|---|---|"]
     for s in result.stages:
         lines.append(f"| {s.stage} | {s.params / 1e6:.3f} M | {s.macs / 1e6:.1f} | {s.size_bytes / 2**20:.2f} | "
                      f"{s.torch_latency_ms:.2f} | {s.accuracy:.2%} | {s.seconds:.0f} |")
     comparison = result.finetune_comparison
     if "distill" in comparison:
-        lines += ["", "## Distillation vs plain fine-tuning (same epochs, same data)", "",
+        lines += ["", f"## Distillation vs plain fine-tuning (same epochs, same data; {top1})", "",
                   f"- after pruning, before recovery: {comparison.get('before', float('nan')):.2%}",
                   f"- knowledge distillation: {comparison['distill']:.2%} ({comparison.get('distill seconds', 0):.0f} s)"]
         if "fine-tune" in comparison:
@@ -52,7 +74,7 @@ def to_markdown(result: CompressResult) -> str:
     if result.bench is not None:
         from ..bench.report import to_markdown as bench_markdown
 
-        lines += ["", "## Bundles through their engines", "", bench_markdown(result.bench).rstrip()]
+        lines += ["", f"## Bundles through their engines ({top1})", "", bench_markdown(result.bench).rstrip()]
     if result.int8_verdicts:
         lines += ["", "## Is INT8 really faster here?", ""]
         lines += [f"- **{fmt}**: {verdict}" for fmt, verdict in result.int8_verdicts.items()]
@@ -81,7 +103,7 @@ def plot_accuracy_vs_latency(result: CompressResult, path: Path) -> Path:
                           xytext=(4, -8), textcoords="offset points")
     axis.set_xscale("log")
     axis.set_xlabel("latency, batch 1 (ms, log; torch points at 1 thread, bundles at the bench threads)")
-    axis.set_ylabel("top-1 on validation (%)")
+    axis.set_ylabel(f"{accuracy_label(result)} (%)")
     axis.set_title("accuracy vs latency per stage and bundle")
     axis.grid(alpha=0.3)
     figure.tight_layout()

@@ -62,3 +62,57 @@ def test_bench_with_device_profile_picks_runtime(onnx_bundle, tmp_path):
     result = runner.invoke(app, ["bench", str(onnx_bundle.path), "--device", str(profile), "-n", "5", "--warmup", "0"])
     assert result.exit_code == 0, result.output
     assert "test_board" in result.output and "onnxruntime" in result.output
+
+
+def test_bench_on_a_data_root_measures_its_test_split_and_says_so(onnx_bundle, digits, tmp_path):
+    result = runner.invoke(app, ["bench", str(onnx_bundle.path), "--data", str(digits.train.parent), "-n", "5",
+                                 "--warmup", "0", "-t", "1", "-o", str(tmp_path / "report")])
+    assert result.exit_code == 0, result.output
+    assert "top-1 (test)" in result.output
+    report = json.loads((tmp_path / "report" / "bench.json").read_text())
+    assert report["settings"]["accuracy_split"] == "test" and report["settings"]["accuracy_data"] == str(digits.test)
+    assert [(row["accuracy_split"], row["accuracy_images"]) for row in report["rows"]] == [("test", 360)]
+    assert "| size MB | top-1 (test) |" in (tmp_path / "report" / "bench.md").read_text()
+    assert (tmp_path / "report" / "bench.csv").read_text().splitlines()[1].endswith(",test")
+
+
+def test_bench_split_name_and_an_ambiguous_root(onnx_bundle, digits, tmp_path):
+    named = runner.invoke(app, ["bench", str(onnx_bundle.path), "--data", str(digits.test), "--split-name",
+                                "digits-test", "-n", "5", "--warmup", "0", "-t", "1"])
+    assert named.exit_code == 0, named.output
+    assert "top-1 (digits-test)" in named.output
+    (tmp_path / "train").mkdir()
+    (tmp_path / "val").mkdir()
+    ambiguous = runner.invoke(app, ["bench", str(onnx_bundle.path), "--data", str(tmp_path), "-n", "5"])
+    from edgevision.errors import DataError
+
+    assert isinstance(ambiguous.exception, DataError) and "no test/ split" in str(ambiguous.exception)
+    lonely = runner.invoke(app, ["bench", str(onnx_bundle.path), "--split-name", "test", "-n", "5"])
+    assert "split_name names the split given as data" in str(lonely.exception)
+
+
+def test_train_demo_reports_test_accuracy_separately(tmp_path):
+    result = runner.invoke(app, ["train-demo", "-o", str(tmp_path / "demo"), "--arch", "mobilenet_v3_small",
+                                 "--size", "16", "--epochs", "2", "--threads", "2"])
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "demo" / "train.json").read_text())
+    assert 0.0 <= record["test_accuracy"] <= 1.0 and record["best_epoch"] in (1, 2)
+    assert record["val_accuracy"] == max(h["val_accuracy"] for h in record["history"])  # val chose the epoch
+    assert record["test"].endswith("test")
+    assert f"test top-1 {record['test_accuracy']:.2%} (held out)" in result.output
+    assert f"(chose epoch {record['best_epoch']}/2)" in result.output
+
+
+def test_demo_gates_parity_on_val_and_reports_top1_on_test(tmp_path):
+    out = tmp_path / "demo"
+    result = runner.invoke(app, ["demo", "-o", str(out), "--arch", "mobilenet_v3_small", "--size", "16", "--epochs", "1",
+                                 "--formats", "onnx", "--precisions", "fp32", "--iterations", "5", "--threads", "1",
+                                 "--no-compress"])
+    assert result.exit_code == 0, result.output
+    assert "top-1 (test)" in result.output and "held-out test split (360 images)" in result.output
+    assert "of 270 val labels agree" in result.output  # parity is a gate: it runs on val
+    bench = json.loads((out / "bench" / "bench.json").read_text())
+    assert bench["settings"]["accuracy_split"] == "test"
+    assert {(row["accuracy_split"], row["accuracy_images"]) for row in bench["rows"]} == {("test", 360)}
+    manifest = json.loads((out / "bundles" / "onnx-fp32" / "edgevision.json").read_text())
+    assert manifest["parity"]["data"].startswith(str(out / "data" / "val"))

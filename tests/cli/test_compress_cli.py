@@ -30,6 +30,9 @@ def test_compress_from_flags_prunes_distils_quantises(checkpoint, digits, tmp_pa
     assert "onnx" in report["int8_verdicts"]
     rows = {row["name"]: row for row in report["bench"]}
     assert rows["onnx-int8"]["accuracy"] >= stages["original"]["accuracy"] - 0.05
+    assert report["accuracy_split"]["split"] == "test" and {s["split"] for s in report["stages"]} == {"test"}
+    assert {row["accuracy_split"] for row in report["bench"]} == {"test"} and rows["onnx-int8"]["accuracy_images"] == 360
+    assert report["finetune_comparison"]["split"] == "test"
     assert (out / "compress_report.md").read_text().startswith("# edgevision compress report")
     assert (out / "accuracy_vs_latency.png").stat().st_size > 1000
 
@@ -42,6 +45,43 @@ def test_compress_from_recipe_fp16(checkpoint, digits, tmp_path):
                                  "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert (out / "bundles" / "onnx-fp16" / "edgevision.json").is_file()
+    report = json.loads((out / "compress_report.json").read_text())
+    assert report["accuracy_split"] == {**report["accuracy_split"], "split": "test", "held_out": True}
+    assert {row["accuracy_split"] for row in report["bench"]} == {"test"}
+    assert {row["accuracy_images"] for row in report["bench"]} == {360}  # the test split, not val's 270
+    assert "top-1 (test)" in result.output and "held-out **test** split" in result.output
+
+
+def _root_without_test(digits, root):
+    root.mkdir()
+    (root / "train").symlink_to(digits.train, target_is_directory=True)
+    (root / "val").symlink_to(digits.val, target_is_directory=True)
+    return root
+
+
+def test_compress_without_a_test_split_says_the_figure_is_on_the_selection_set(checkpoint, digits, tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("export:\n  formats: [onnx]\n  precision: fp32\nbench_iterations: 5\n")
+    data, out = _root_without_test(digits, tmp_path / "data"), tmp_path / "out"
+    result = runner.invoke(app, ["compress", str(checkpoint), "--data", str(data), "--recipe", str(recipe), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "compress_report.json").read_text())
+    assert report["accuracy_split"]["split"] == "val" and report["accuracy_split"]["held_out"] is False
+    assert "selection set" in report["accuracy_split"]["note"]
+    assert {s["split"] for s in report["stages"]} == {"val"}
+    assert {(row["accuracy_split"], row["accuracy_images"]) for row in report["bench"]} == {("val", 270)}
+    assert "top-1 (val, selection set)" in result.output and "no test split was given" in result.output
+
+
+def test_explicit_test_flag_and_a_test_that_is_not_held_out(checkpoint, digits, tmp_path):
+    data = _root_without_test(digits, tmp_path / "data")
+    leaked = runner.invoke(app, ["compress", str(checkpoint), "--data", str(data), "--test", str(digits.val),
+                                 "--quantize", "fp32", "--export", "onnx", "-o", str(tmp_path / "out")])
+    assert isinstance(leaked.exception, errors.ConfigError) and "must be held out" in str(leaked.exception)
+    assert not (tmp_path / "out").exists()
+    missing = runner.invoke(app, ["compress", str(checkpoint), "--data", str(data), "--test", str(tmp_path / "nope"),
+                                  "-o", str(tmp_path / "out")])
+    assert isinstance(missing.exception, errors.DataError) and "does not exist" in str(missing.exception)
 
 
 def test_bad_recipe_error_names_the_line(checkpoint, digits, tmp_path):
@@ -76,3 +116,17 @@ def test_onnx_model_cannot_be_pruned(tmp_path, onnx_bundle, digits):
 def test_data_folder_needs_train_and_val(checkpoint, tmp_path):
     result = runner.invoke(app, ["compress", str(checkpoint), "--data", str(tmp_path), "-o", str(tmp_path / "out")])
     assert isinstance(result.exception, errors.DataError) and "train/ and val/" in str(result.exception)
+
+
+def test_onnx_model_reports_top1_on_test_and_without_test_says_selection_set(onnx_bundle, digits, tmp_path):
+    model = str(onnx_bundle.path / "model.onnx")
+    held_out = runner.invoke(app, ["compress", model, "--data", str(digits.train.parent), "--size", "32", "--quantize",
+                                   "fp32", "--export", "onnx", "-o", str(tmp_path / "out")])
+    assert held_out.exit_code == 0, held_out.output
+    rows = json.loads((tmp_path / "out" / "bench" / "bench.json").read_text())["rows"]
+    assert [(r["accuracy_split"], r["accuracy_images"]) for r in rows] == [("test", 360)]
+    assert "top-1 (test)" in held_out.output and "selection set" not in held_out.output
+    no_test = runner.invoke(app, ["compress", model, "--data", str(_root_without_test(digits, tmp_path / "data")),
+                                  "--size", "32", "--quantize", "fp32", "--export", "onnx", "-o", str(tmp_path / "out2")])
+    assert no_test.exit_code == 0, no_test.output
+    assert "top-1 (val)" in no_test.output and "selection set" in no_test.output

@@ -57,6 +57,7 @@ def test_accuracy_report_validates_and_explains() -> None:
     report = AccuracyReport(original=0.98, compressed=0.95, images=100, max_drop=0.015, engine="openvino (int8)", data="val")
     assert not report.passed and report.drop == pytest.approx(0.03)
     assert report.summary().startswith("top-1 98.00% → 95.00% (drop 3.00 pt, budget 1.50 pt) on 100 images of val")
+    assert report.summary().endswith("(a selection check that gated this bundle, not a held-out figure)")
     assert AccuracyReport(original=0.9, compressed=0.91, images=1, max_drop=0.0, engine="e", data="d").passed
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         AccuracyReport(original=98.0, compressed=0.9, images=10, max_drop=0.01, engine="e", data="d")

@@ -59,3 +59,20 @@ def test_shipped_example_recipe_is_valid():
 
     recipe = load_recipe(Path(__file__).parents[2] / "examples" / "recipes" / "digits.yaml")
     assert [s.kind for s in recipe.stages] == ["prune", "distill"] and recipe.export.precision.value == "int8"
+
+
+def test_recipe_data_section_names_a_held_out_test_split(tmp_path):
+    from pathlib import Path
+
+    from edgevision.compress.pipeline import Pipeline
+
+    recipe = load_recipe(_write(tmp_path, "data: {train: d/train, val: d/val, test: d/test}\n"))
+    splits, calibration = Pipeline(recipe)._data(None, None, None, None)
+    assert (splits.test, splits.report_split, splits.held_out, calibration) == (Path("d/test"), "test", True, Path("d/train"))
+    without = load_recipe(_write(tmp_path, "data: {train: d/train, val: d/val}\n"))
+    splits, _ = Pipeline(without)._data(None, None, None, None)
+    assert (splits.test, splits.report, splits.report_split) == (None, Path("d/val"), "val")
+    splits, _ = Pipeline(without)._data(None, None, "elsewhere/test", None)  # an argument wins over the recipe
+    assert splits.test == Path("elsewhere/test")
+    with pytest.raises(errors.ConfigError, match="must be held out"):
+        Pipeline(recipe)._data(None, None, "d/val", None)

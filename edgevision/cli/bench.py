@@ -36,9 +36,10 @@ def bench_command(
     from .console import console, progress
 
     if data is not None:  # a broken folder fails now, not after every row was timed
+        from ..data.splits import resolve_measured_folder
         from .outputs import check_image_folder
 
-        check_image_folder(data, option="--data")
+        check_image_folder(resolve_measured_folder(data)[0], option="--data")
     config = BenchConfig(
         warmup=warmup, iterations=iterations, batch_size=batch_size, threads=parse_threads(threads), data=data,
         split_name=split_name,

@@ -23,7 +23,9 @@ def demo(
     size: int = typer.Option(32, help="Input size (pixels, square)."),
     epochs: int = typer.Option(6, help="Training epochs."),
     formats: str = typer.Option("onnx,openvino,tflite", help="Formats to export (those whose engine is installed)."),
-    precisions: str = typer.Option("fp32,fp16", help="Precisions to export."),
+    precisions: str = typer.Option(
+        "fp32,fp16", help="Precisions to export (plus OpenVINO bf16 where the CPU computes bf16)."
+    ),
     threads: int = typer.Option(2, help="Threads for every engine in the bench."),
     iterations: int = typer.Option(200, help="Timed calls per bench row."),
     compress: bool = typer.Option(True, help="Then prune 50 % of MACs, distil, quantise to INT8 and bench again."),
@@ -50,6 +52,11 @@ def demo(
     for fmt in sorted(skipped):
         console.print(f"[yellow]skipping {fmt.value}: its engine is not installed[/]")
     jobs = [(Format.TORCH, Precision.FP32)] + [(f, p) for f in wanted for p in parse_enum_list(Precision, precisions, option="precision")]
+    if Format.OPENVINO in wanted and Precision.BF16 not in {p for _, p in jobs}:
+        if _bf16_available():
+            jobs.append((Format.OPENVINO, Precision.BF16))
+        else:
+            console.print("[yellow]skipping openvino bf16: this CPU computes no bf16 (needs AVX512-BF16 or AMX)[/]")
     bundles_dir = out / "bundles"
     shutil.rmtree(bundles_dir, ignore_errors=True)
     bundles = []
@@ -119,3 +126,15 @@ def _engine_installed(fmt) -> bool:  # noqa: ANN001
     from ..runtimes import DEFAULT_RUNTIME, available_runtimes
 
     return available_runtimes().get(DEFAULT_RUNTIME[fmt], False)
+
+
+def _bf16_available() -> bool:
+    """Whether OpenVINO computes bf16 on this CPU (AVX512-BF16 or AMX): then the demo shows a bf16 bundle too."""
+    from ..errors import ConfigError
+    from ..export.openvino import check_bf16_cpu
+
+    try:
+        check_bf16_cpu()
+    except ConfigError:
+        return False
+    return True

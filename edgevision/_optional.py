@@ -8,10 +8,11 @@ from types import ModuleType
 from .errors import EngineNotInstalledError
 
 
-def require(module: str, *, extra: str, what: str | None = None) -> ModuleType:
+def require(module: str, *, extra: str, what: str | None = None, alternative: str = "") -> ModuleType:
     """Import `module` or raise EngineNotInstalledError naming the pip extra to install.
 
-    Never installs anything: a device's environment is the user's to control.
+    Never installs anything: a device's environment is the user's to control. `alternative` is a
+    second way to get it (e.g. the system's package), added to the message.
     """
     try:
         return importlib.import_module(module)
@@ -20,8 +21,20 @@ def require(module: str, *, extra: str, what: str | None = None) -> ModuleType:
             raise
         label = what or module
         raise EngineNotInstalledError(
-            f"{label} is not installed: pip install 'edgevision[{extra}]'"
+            f"{label} is not installed: pip install 'edgevision[{extra}]'{alternative}"
         ) from exc
+
+
+def opencv() -> ModuleType:
+    """cv2, from wherever this Python finds it: the pip wheel or the system's (JetPack's, with GStreamer).
+
+    OpenCV is an extra, not a core dependency, so a pip wheel never shadows a board's system OpenCV.
+    """
+    return require(
+        "cv2", extra="opencv", what="OpenCV (cv2)",
+        alternative=" or use the system's OpenCV (apt install python3-opencv; JetPack has it) from a venv made "
+        "with --system-site-packages",
+    )
 
 
 def _is_missing(exc: ImportError, module: str) -> bool:

@@ -1,6 +1,6 @@
 """Run every bundle under a folder on a labelled image folder, in a device env (no torch), and compare.
 
-    python device_run_bundles.py BUNDLES DATA --out RESULT.json [--reference X86.json] [--require NAME ...]
+    python device_run_bundles.py BUNDLES DATA --out RESULT.json [--reference X86.json ...] [--require NAME ...]
 
 Prints top-1 per bundle and writes each bundle's predicted class per image to RESULT.json. With
 `--reference` (the same run on the workstation), every bundle must predict the same class for every image
@@ -25,7 +25,7 @@ def main() -> int:
     parser.add_argument("bundles", type=Path)
     parser.add_argument("data", type=Path)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--reference", type=Path)
+    parser.add_argument("--reference", type=Path, action="append", default=[], help="a reference run's JSON (repeatable)")
     parser.add_argument("--require", action="append", default=[], help="a bundle that must run here")
     parser.add_argument("--min-top1", type=float, default=0.9)
     args = parser.parse_args()
@@ -63,8 +63,9 @@ def main() -> int:
     if failed:
         print(f"FAIL: top-1 below {args.min_top1:.0%}: {', '.join(failed)}")
         return 1
-    if args.reference is not None:
-        return compare(results, json.loads(args.reference.read_text())["bundles"])
+    if args.reference:
+        reference = {name: run for path in args.reference for name, run in json.loads(path.read_text())["bundles"].items()}
+        return compare(results, reference)
     return 0
 
 

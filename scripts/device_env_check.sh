@@ -12,7 +12,19 @@ cd "$(dirname "$0")/.."
 WORK=${WORK:-$(mktemp -d)}
 # The workstation env (override for a shared venv, e.g. FULL_PYTHON="env PYTHONPATH=$PWD /path/.venv/bin/python").
 FULL=${FULL_PYTHON:-.venv/bin/python}
-PY310=${PY310:-$(command -v python3.10 || echo /root/.pyenv/versions/3.10.13/bin/python)}
+
+# JetPack 6's Python: PY310, else a python3.10 that runs (a pyenv shim may exist without 3.10 being active).
+find_python310() {
+  local candidate
+  for candidate in "${PY310:-}" python3.10 "$(pyenv root 2>/dev/null || echo ~/.pyenv)"/versions/3.10*/bin/python; do
+    if [ -n "$candidate" ] && "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null; then
+      echo "$candidate"
+      return
+    fi
+  done
+  echo "device-check: no Python 3.10 here: pyenv install 3.10 (or set PY310=/path/to/python3.10)" >&2
+  return 1
+}
 RUNNER=scripts/device_run_bundles.py
 unset PYTHONPATH  # device venvs must import the edgevision they installed
 mkdir -p "$WORK"
@@ -55,6 +67,7 @@ if [ ! -f "$WORK/reference-tflite.json" ]; then
 fi
 if [ "${1:-}" = "--reference-only" ]; then exit 0; fi
 
+PY310=$(find_python310)
 echo "== Jetson-like device venv: $($PY310 --version), numpy 1.26, both engines, no constraints file"
 device_venv py310-numpy1 "$PY310" "numpy==1.26.4" ".[opencv,onnx,tflite]"
 "$WORK/venv-py310-numpy1/bin/python" $RUNNER "$WORK/bundles" "$WORK/bundles/data" --out "$WORK/py310-numpy1.json" \

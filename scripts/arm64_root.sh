@@ -77,11 +77,15 @@ run() {
   enable_binfmt
   [ -f "$ROOT/.edgevision-root-ok" ] || build
   cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
+  # Trust what the host trusts (a network whose proxy re-signs TLS has its CA only in the host's bundle).
+  local host_ca=${PIP_CERT:-${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}}
+  cp "$host_ca" "$ROOT/etc/ssl/certs/host-ca-certificates.crt"
   # /dev only (pip and Python need /dev/null and /dev/urandom); /proc and /sys stay unmounted on purpose.
   mountpoint -q "$ROOT/dev" || mount --bind /dev "$ROOT/dev"
   trap 'umount_all "$ROOT"' EXIT
   chroot "$ROOT" /usr/bin/env -i HOME=/root PATH=/usr/local/bin:/usr/bin:/bin QEMU_CPU="$QEMU_CPU" \
-    LANG=C.UTF-8 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_DEFAULT_TIMEOUT=180 "$@"
+    LANG=C.UTF-8 PIP_CERT=/etc/ssl/certs/host-ca-certificates.crt SSL_CERT_FILE=/etc/ssl/certs/host-ca-certificates.crt \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_DEFAULT_TIMEOUT=180 "$@"
 }
 
 case "${1:-}" in

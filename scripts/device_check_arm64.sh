@@ -39,12 +39,13 @@ bash $ROOT_SCRIPT run /bin/bash -euo pipefail -c "
   [ -x /opt/venv/bin/python ] || python3 -m venv --system-site-packages /opt/venv
   # Keep apt's numpy: pip may only pick engine versions that accept it (opencv-python-headless would replace it).
   python3 -c 'import numpy; print(\"numpy==\" + numpy.__version__)' > keep-apt-numpy.txt
-  /opt/venv/bin/pip install --quiet -c keep-apt-numpy.txt ai-edge-litert onnxruntime
-  /opt/venv/bin/pip install --quiet --force-reinstall --no-deps ./$WHEEL
-  /opt/venv/bin/pip install --quiet -c keep-apt-numpy.txt ./$WHEEL
+  /opt/venv/bin/pip install --quiet --no-compile -c keep-apt-numpy.txt ai-edge-litert onnxruntime
+  /opt/venv/bin/pip install --quiet --no-compile --force-reinstall --no-deps ./$WHEEL
+  /opt/venv/bin/pip install --quiet --no-compile -c keep-apt-numpy.txt ./$WHEEL
   /opt/venv/bin/python -c 'import numpy, sys; assert numpy.__file__.startswith(\"/usr/lib/python3/\"), numpy.__file__'
   /opt/venv/bin/pip list 2>/dev/null | grep -i -E '^(numpy|onnxruntime|ai-edge-litert|opencv) ' | sed 's/^/   /'
   echo \"   venv site-packages: \$(du -sh /opt/venv/lib/python3.11/site-packages | cut -f1)\"
+  echo \"   (ONNX Runtime prints cpuinfo errors: /sys is left unmounted on purpose, see scripts/arm64_root.sh)\"
   /opt/venv/bin/python device_run_bundles.py bundles bundles/data --out arm64.json \
     --reference reference-onnx.json --reference reference-tflite.json \
     --require tflite-fp32 --require tflite-int8 --require onnx-int8 --require onnx-fp32

@@ -28,6 +28,7 @@ def main() -> int:
     parser.add_argument("--reference", type=Path, action="append", default=[], help="a reference run's JSON (repeatable)")
     parser.add_argument("--require", action="append", default=[], help="a bundle that must run here")
     parser.add_argument("--min-top1", type=float, default=0.9)
+    parser.add_argument("--max-images", type=int, help="a seeded subset (emulated runs are slow); compared by image")
     args = parser.parse_args()
 
     import numpy as np
@@ -43,6 +44,9 @@ def main() -> int:
     cv = opencv_info()
     print(f"python {platform.python_version()} ({platform.machine()}), numpy {np.__version__}, {cv.describe()}")
     folder = ImageFolder.open(args.data)
+    if args.max_images:
+        folder = folder.subset(args.max_images, seed=0)
+    images = [str(path.relative_to(folder.root)) for path, _ in folder.samples]
     results: dict[str, dict] = {}
     for name in BUNDLE_NAMES:
         path = args.bundles / name
@@ -55,8 +59,8 @@ def main() -> int:
         runtime = edgevision.load_runtime(path, threads=2)
         predictions = [int(np.argmax(runtime.predict([image])[0])) for image, _ in folder]
         correct = sum(int(p == label) for p, (_, label) in zip(predictions, folder))
-        results[name] = {"top1": correct / len(folder), "n": len(folder), "predictions": predictions}
-        print(f"  {name:12s} {runtime.name:12s} top-1 {correct / len(folder):.2%} on {len(folder)} test images")
+        results[name] = {"top1": correct / len(folder), "n": len(folder), "images": images, "predictions": predictions}
+        print(f"  {name:12s} {runtime.name:12s} top-1 {correct / len(folder):.2%} on {len(folder)} test images", flush=True)
     args.out.write_text(json.dumps({"python": platform.python_version(), "machine": platform.machine(),
                                     "numpy": np.__version__, "opencv": cv.describe(), "bundles": results}))
     failed = [name for name, r in results.items() if r["top1"] < args.min_top1]
@@ -70,19 +74,19 @@ def main() -> int:
 
 
 def compare(results: dict[str, dict], reference: dict[str, dict]) -> int:
-    """0 when every bundle run here predicts exactly what the reference run predicted."""
+    """0 when every bundle run here predicts, image by image, exactly what the reference run predicted."""
     status = 0
     for name, result in results.items():
         if name not in reference:
             print(f"  {name}: no reference run to compare with")
             continue
-        ref = reference[name]["predictions"]
-        differ = sum(a != b for a, b in zip(result["predictions"], ref))
-        same_top1 = result["top1"] == reference[name]["top1"]
-        verdict = "parity equal" if differ == 0 and same_top1 else "PARITY DIFFERS"
-        print(f"  {name:12s} vs reference: {differ} of {len(ref)} predictions differ, top-1 "
-              f"{result['top1']:.2%} vs {reference[name]['top1']:.2%}: {verdict}")
-        if differ or not same_top1:
+        expected = dict(zip(reference[name]["images"], reference[name]["predictions"]))
+        missing = [image for image in result["images"] if image not in expected]
+        differ = sum(expected.get(image) != got for image, got in zip(result["images"], result["predictions"]))
+        verdict = "parity equal" if differ == 0 and not missing else "PARITY DIFFERS"
+        print(f"  {name:12s} vs reference: {differ} of {len(result['images'])} predictions differ "
+              f"({len(missing)} images not in the reference): {verdict}")
+        if differ or missing:
             status = 1
     return status
 

@@ -52,15 +52,21 @@ def opencv_info(*, module: Any = None, search_path: list[str] | None = None) -> 
             import cv2 as module
         except ImportError as exc:  # missing, or a wheel built against another numpy
             return OpenCVInfo(installed=False, problem=_import_problem(exc))
-    package_dir = Path(module.__file__).resolve().parent
+    location = _location(Path(module.__file__))
     return OpenCVInfo(
         installed=True,
         version=str(getattr(module, "__version__", "?")),
-        path=str(package_dir),
-        source=_source(package_dir),
+        path=str(location),
+        source=_source(location),
         gstreamer=gstreamer_enabled(_build_information(module)),
-        shadows=_shadowed(package_dir, sys.path if search_path is None else search_path),
+        shadows=_shadowed(location, sys.path if search_path is None else search_path),
     )
+
+
+def _location(origin: Path) -> Path:
+    """The cv2 package folder, or the file itself for a one-file build (Debian's python3-opencv is cv2.*.so)."""
+    origin = origin.resolve()
+    return origin.parent if origin.stem == "__init__" else origin
 
 
 def gstreamer_enabled(build_information: str) -> bool | None:
@@ -90,14 +96,14 @@ def _source(package_dir: Path) -> str:
     return "system"
 
 
-def _shadowed(package_dir: Path, search_path: list[str]) -> str:
+def _shadowed(location: Path, search_path: list[str]) -> str:
     """The first other cv2 on `search_path` (one the imported cv2 hides), or ''."""
     for entry in search_path:
         spec = importlib.machinery.PathFinder.find_spec("cv2", [entry or "."])
-        if spec is None or not spec.submodule_search_locations:
+        if spec is None or spec.origin is None:
             continue
-        other = Path(next(iter(spec.submodule_search_locations))).resolve()
-        if other != package_dir:
+        other = _location(Path(spec.origin))
+        if other != location:
             return str(other)
     return ""
 

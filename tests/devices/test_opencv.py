@@ -64,6 +64,18 @@ def test_the_pip_wheel_is_named_and_a_system_cv2_it_hides_is_reported(tmp_path):
     assert opencv_info(module=cv2, search_path=[site]).shadows == ""
 
 
+def test_a_one_file_system_cv2_is_found_and_reported_as_hidden(tmp_path):
+    cv2 = pytest.importorskip("cv2")
+    system = tmp_path / "dist-packages"
+    system.mkdir()
+    (system / "cv2.py").write_text("__version__ = '4.6.0'\n")  # Debian's python3-opencv is one cv2.*.so file
+    site = str(Path(cv2.__file__).resolve().parent.parent)
+    info = opencv_info(module=cv2, search_path=[site, str(system)])
+    if info.source == "system":
+        pytest.skip("this environment's cv2 is itself a system OpenCV")
+    assert info.shadows == str((system / "cv2.py").resolve())
+
+
 def test_no_cv2_at_all_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "cv2", None)  # makes `import cv2` fail as if nothing were installed
     with pytest.raises(EngineNotInstalledError, match=r"edgevision\[opencv\].*python3-opencv"):

@@ -8,7 +8,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed-all
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast bench device-check clean
+.PHONY: install demo test test-fast bench device-check device-check-arm64 clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -38,9 +38,16 @@ bench: install
 bench-quick: install
 	$(PY) scripts/benchmark.py --quick --out runs/bench-quick --work runs/bench-quick/work
 
-## A device-style environment: numpy + OpenCV + one engine, no torch; runs a bundle made by the full env.
+## Device-style environments (numpy + OpenCV + one engine, no torch) run bundles made by the full env:
+## Python 3.11 (x86 reference) and Python 3.10 with numpy 1.26 (JetPack 6), predictions equal.
 device-check: install
 	bash scripts/device_env_check.sh
+
+## Raspberry Pi OS on an emulated arm64 Debian Bookworm root (debootstrap + qemu-user-static, Cortex-A72; needs root):
+## apt's Python 3.11 / numpy 1.24 / OpenCV, LiteRT and ONNX Runtime from PyPI, predictions equal to x86.
+## The root is cached in ~/.cache/edgevision (first run builds it). WORK=DIR shares bundles with device-check.
+device-check-arm64: install
+	bash scripts/device_check_arm64.sh
 
 clean:
 	rm -rf runs bench-output .pytest_cache

@@ -14,12 +14,14 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 
-import cv2
 import numpy as np
 
+from ._optional import opencv
 from .bundle import InputSpec, PreprocessSpec
 from .errors import InputError
 from .types import ColorOrder, Layout, ResizePolicy
+
+cv2 = opencv()  # the pip wheel or the system's; a clear error when neither
 
 #: Max abs difference (normalised units) from the torch training transform; one grey level is ≈ 0.017.
 PARITY_TOLERANCE = 1e-3  # ≈ 0.06 grey levels; float rounding in the resize kernels

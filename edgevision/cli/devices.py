@@ -17,7 +17,7 @@ def devices(
     from rich.markup import escape
     from rich.table import Table
 
-    from ..devices import bundled_profiles, resolve_device, runtime_support
+    from ..devices import bundled_profiles, opencv_info, resolve_device, runtime_support
     from .console import console
 
     if list_profiles:
@@ -57,6 +57,9 @@ def devices(
             rank, status,
         )
     console.print(runtimes)
+    cv = opencv_info()
+    colour = "green" if cv.installed and not cv.shadows else "yellow"
+    console.print(f"[bold]OpenCV:[/] [{colour}]{escape(cv.describe().removeprefix('OpenCV').strip())}[/]", highlight=False)
 
 
 def _threads(threads: int | None) -> str:

@@ -13,10 +13,12 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from .._optional import opencv
 from ..errors import ConfigError
+
+cv2 = opencv()  # the pip wheel or the system's; a clear error when neither
 
 LABELS = tuple(str(d) for d in range(10))
 _STAMP = "digits.json"

@@ -11,10 +11,12 @@ from .choose import RuntimeSupport as RuntimeSupport
 from .choose import choose_runtime as choose_runtime
 from .choose import resolve_device as resolve_device
 from .choose import runtime_support as runtime_support
-from .detect import DeviceFacts as DeviceFacts
 from .detect import Detection as Detection
+from .detect import DeviceFacts as DeviceFacts
 from .detect import detect as detect
 from .detect import read_facts as read_facts
+from .opencv import OpenCVInfo as OpenCVInfo
+from .opencv import opencv_info as opencv_info
 from .profile import DeviceProfile as DeviceProfile
 from .profile import MatchRules as MatchRules
 from .profile import bundled_profiles as bundled_profiles
@@ -22,6 +24,6 @@ from .profile import load_profile as load_profile
 from .profile import profile_names as profile_names
 
 __all__ = [
-    "Detection", "DeviceFacts", "DeviceProfile", "MatchRules", "RuntimeSupport", "bundled_profiles",
-    "choose_runtime", "detect", "load_profile", "profile_names", "read_facts", "resolve_device", "runtime_support",
+    "Detection", "DeviceFacts", "DeviceProfile", "MatchRules", "OpenCVInfo", "RuntimeSupport", "bundled_profiles",
+    "choose_runtime", "detect", "load_profile", "opencv_info", "profile_names", "read_facts", "resolve_device", "runtime_support",
 ]

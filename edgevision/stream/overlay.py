@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
+
+from .._optional import opencv
+
+cv2 = opencv()  # the pip wheel or the system's; a clear error when neither
 
 
 def draw_caption(image: np.ndarray, text: str, *, row: int = 0, right: bool = False) -> None:

@@ -47,3 +47,12 @@ def test_devices_errors_are_device_errors(tmp_path):
     result = runner.invoke(app, ["devices", "--device", str(broken)])
     assert isinstance(result.exception, DeviceError)
     assert str(broken) in str(result.exception) and "unknown key 'precision'" in str(result.exception)
+
+
+def test_devices_reports_which_opencv_is_in_use():
+    cv2 = pytest.importorskip("cv2")
+    result = runner.invoke(app, ["devices"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    line = next(line for line in result.output.splitlines() if line.startswith("OpenCV:"))
+    assert cv2.__version__ in line and "GStreamer " in line
+    assert "(pip opencv" in line or "(system)" in line

@@ -29,7 +29,8 @@ CHEAP_COMMANDS: dict[str, list[tuple[str, str]]] = {
                ("-f onnx,openvino,tflite -p fp32,fp16", "-f onnx -p fp32"),  # one format: seconds, not minutes
                ("VAL", "runs/demo/data/val")],
     "info": [("BUNDLE", "bundles/cli/onnx-fp32")],
-    "bench": [("BUNDLE...", "bundles/cli/onnx-fp32"), ("RUNTIMES", "onnxruntime"), ("VAL", "runs/demo/data/test"),
+    "bench": [("BUNDLE...", "bundles/cli/onnx-fp32"), ("RUNTIMES", "onnxruntime"), ("TEST", "runs/demo/data/test"),
+              ("--split-name NAME", "--split-name test"),
               ("-o OUT", "-o bench-report")],
     "devices": [],
     "run": [("BUNDLE", "bundles/cli/onnx-fp32"), (r"0\|video.mp4\|rtsp://…\|gst:…", "{video}")],
@@ -37,7 +38,8 @@ CHEAP_COMMANDS: dict[str, list[tuple[str, str]]] = {
 #: Flags added so a run takes seconds (the table shows the defaults a user gets).
 QUICK_FLAGS = {"bench": ["-n", "5", "--warmup", "1"], "run": ["--no-display", "-n", "12"]}
 #: CLI-table commands not run here, and why.
-SLOW_COMMANDS = {"train-demo": "trains a model (minutes)", "demo": "trains, exports every format and benches (minutes)"}
+SLOW_COMMANDS = {"train-demo": "trains a model (minutes)", "demo": "trains, exports every format and benches (minutes)",
+                 "compress": "prunes, distils, quantises and benches (minutes; tests/cli/test_compress_cli.py runs it)"}
 #: ```bash lines that are not edgevision commands: installs, make targets, the test suite.
 NOT_CLI = ("make ", "python3 -m venv", ".venv/bin/pip ", ".venv/bin/python -m pytest")
 

@@ -44,18 +44,6 @@ def _own_seconds(own_pids: Sequence[int] = ()) -> float:
     return ours + sum(_process_seconds(pid) for pid in own_pids)
 
 
-def peak_rss_mb() -> float | None:
-    """Peak resident memory of this process (VmHWM), None where /proc is missing."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return None
-
-
 class CpuMonitor:
     """`mark()` → cores used by other processes since the previous mark (None if unknown).
 

@@ -24,11 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from benchmark_load import CpuMonitor, peak_rss_mb, wait_for_quiet
+from benchmark_load import CpuMonitor, wait_for_quiet
 
 import edgevision
 from edgevision.bench.paired import BlockTimer, pair_key, time_block, time_round
 from edgevision.bench.result import LatencyStats
+from edgevision.bench.worker import peak_rss_mb
 from edgevision.bundle import Bundle
 
 #: OpenVINO properties read back from a compiled model, so a row shows what the engine runs with.

@@ -55,7 +55,7 @@ def run_row(job: RowJob, tick=None) -> BenchResult:  # noqa: ANN001 - tick: call
         name=Path(job.bundle).name, bundle=str(job.bundle), format=bundle.manifest.format.value,
         precision=bundle.manifest.precision.value, runtime=job.runtime, engine_precision=engine_precision,
         threads=job.threads, batch_size=job.batch_size, latency=stats,
-        throughput_ips=1000.0 * job.batch_size / stats.mean_ms, peak_rss_mb=_peak_rss_mb(),
+        throughput_ips=1000.0 * job.batch_size / stats.mean_ms, peak_rss_mb=peak_rss_mb(),
         size_mb=bundle.size_bytes / 1e6, accuracy=accuracy, accuracy_images=counted, engine_config=engine_config,
         engine_precision_detail=detail, samples_ms=samples,
     )
@@ -86,7 +86,7 @@ def _accuracy(engine, data: str, bundle: Bundle, max_images: int | None, tick) -
     return correct / len(folder), len(folder)
 
 
-def _peak_rss_mb() -> float:
+def peak_rss_mb() -> float:
     """Peak resident memory of this process. VmHWM, unlike ru_maxrss, is not inherited from the parent."""
     try:
         with open("/proc/self/status", encoding="ascii") as status:

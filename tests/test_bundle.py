@@ -26,7 +26,7 @@ def test_manifest_carries_what_a_device_needs(onnx_bundle, trained_model):
     assert list(m.labels) == trained_model.labels
     assert m.source.sha256 == trained_model.weights_sha256()
     assert {"torch", "onnx", "edgevision"} <= set(m.versions)
-    assert m.parity.passed and m.parity.top1_agreement >= 0.995 and m.parity.samples == 360
+    assert m.parity.passed and m.parity.top1_agreement >= 0.995 and m.parity.samples == 270  # the val split gates parity
     assert m.file_bytes["model.onnx"] == (onnx_bundle.path / "model.onnx").stat().st_size
 
 

@@ -153,7 +153,6 @@ def compress_onnx(
             check_image_folder(folder, option="--data", labels=onnx_model.labels, decode=decode)
 
     parity = ParityConfig(data=val)
-    report_data = test or val
     verdicts: dict[str, str] = {}
     with atomic_directory(out, overwrite=force) as work:
         made = []
@@ -168,7 +167,7 @@ def compress_onnx(
                 made.append(export_onnx_model(onnx_model, work / f"{fmt.value}-fp16", format=fmt, precision=target,
                                               parity=parity))
             console.print(f"[green]✓[/] {fmt.value}: {', '.join(b.path.name for b in made[-2:])}")
-        report = bench(made, config=BenchConfig(threads=(2,), data=report_data, split_name=splits.report_split))
+        report = bench(made, config=BenchConfig(threads=(2,), data=splits.report, split_name=splits.report_split))
         save_report(report, work / "bench")
         rows = {row.name: row for row in report.rows}
         for fmt in wanted:

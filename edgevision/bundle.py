@@ -21,10 +21,11 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import BundleError, ManifestError, ModelFileError
-from .types import ColorOrder, Format, Layout, Precision, ResizePolicy
+from .types import BoxFormat, ColorOrder, DetectionLayout, Format, Layout, Precision, ResizePolicy, Task
 
 MANIFEST_NAME = "edgevision.json"
-SCHEMA_VERSION = 1
+#: 1: classification only (one `output_name`). 2: `task`, every output described, detection decoding.
+SCHEMA_VERSION = 2
 
 
 class _Strict(BaseModel):
@@ -79,6 +80,8 @@ class PreprocessSpec(_Strict):
     size: tuple[int, int]  # (height, width) fed to the model
     resize_shorter: int | None = None  # for shorter_side_center_crop; default = max(size)
     interpolation: str = "bilinear"
+    pad_value: float = Field(default=114.0, ge=0, le=255)  # letterbox border, in raw pixel units (0..255)
+    stride: int = Field(default=1, ge=1)  # letterbox: the model's largest stride; `size` must be a multiple
     scale: float = 1.0 / 255.0
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
@@ -97,6 +100,35 @@ class PreprocessSpec(_Strict):
             raise ValueError(f"interpolation {value!r} must be 'bilinear' or 'nearest'")
         return value
 
+    @model_validator(mode="after")
+    def _stride_aligned(self) -> PreprocessSpec:
+        if any(side % self.stride for side in self.size):
+            raise ValueError(f"size {tuple(self.size)} is not a multiple of the model's stride {self.stride}")
+        return self
+
+
+class OutputSpec(_Strict):
+    """One output tensor of the model. -1 marks a dynamic dimension (the batch, a dynamic count)."""
+
+    name: str
+    shape: tuple[int, ...] = Field(min_length=1)
+    dtype: str = "float32"
+    meaning: str  # "logits" (classify), "boxes_scores" (detect raw head), or what a custom task says
+
+
+class DetectionSpec(_Strict):
+    """How the device turns a detector's raw output into boxes (decode + NMS happen outside the graph)."""
+
+    output: str  # which OutputSpec holds the raw head
+    layout: DetectionLayout = DetectionLayout.BOXES_SCORES
+    box_format: BoxFormat = BoxFormat.CXCYWH
+    normalized_boxes: bool  # True: 0..1 of the model input (edgevision's detector); False: input pixels (YOLO)
+    score_threshold: float = Field(default=0.25, ge=0, le=1)  # deployment default; mAP evaluation uses a low one
+    iou_threshold: float = Field(default=0.45, gt=0, le=1)
+    max_detections: int = Field(default=100, gt=0)
+    class_agnostic: bool = False  # True: one NMS over all classes; False: boxes of different classes never suppress
+    strides: tuple[int, ...] = ()  # the feature strides the candidates come from (documentation; decoding needs none)
+
 
 class ParityReport(_Strict):
     """How closely the exported model reproduces its source on sample inputs."""
@@ -110,6 +142,10 @@ class ParityReport(_Strict):
     engine_precision: str  # what the engine actually computed in (e.g. OpenVINO f32 vs bf16)
     passed: bool
     data: str = "random"  # "random" or the data folder / split the samples came from
+    task: Task = Task.CLASSIFY
+    # detect: the export's detections scored as mAP50 against the source model's detections as ground truth
+    detection_map50: float | None = Field(default=None, ge=0, le=1)
+    min_detection_map50: float | None = Field(default=None, ge=0, le=1)
 
 
 class SourceInfo(_Strict):
@@ -123,20 +159,33 @@ class Manifest(_Strict):
 
     schema_version: Annotated[int, Field(ge=1, le=SCHEMA_VERSION)] = SCHEMA_VERSION
     name: str
+    task: Task = Task.CLASSIFY
     format: Format
     precision: Precision
     model_files: tuple[str, ...] = Field(min_length=1)  # first is the one engines open
     file_bytes: dict[str, int] = Field(default_factory=dict)  # size of each model file, to catch truncation
     input: InputSpec
-    output_name: str
+    outputs: tuple[OutputSpec, ...] = Field(min_length=1)  # in the order engines return them; first is primary
     num_classes: int = Field(gt=0)
     preprocess: PreprocessSpec
     labels: tuple[str, ...]
+    detection: DetectionSpec | None = None  # task detect: how to decode the raw output
     source: SourceInfo
     versions: dict[str, str] = Field(default_factory=dict)
     parity: ParityReport | None = None
     compression: dict[str, str] = Field(default_factory=dict)  # stage → summary, human readable
     created_at: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _migrate(cls, data: object) -> object:
+        """Schema 1 (and callers written for it) named one logits output: describe it as `outputs`."""
+        if isinstance(data, dict) and "output_name" in data and "outputs" not in data:
+            data = dict(data)
+            name = data.pop("output_name")
+            data["outputs"] = [{"name": name, "shape": [-1, data.get("num_classes", 1)], "meaning": "logits"}]
+            data["schema_version"] = SCHEMA_VERSION
+        return data
 
     @model_validator(mode="after")
     def _labels_match_classes(self) -> Manifest:
@@ -149,11 +198,32 @@ class Manifest(_Strict):
                 f"preprocess size {tuple(self.preprocess.size)} differs from the input's "
                 f"{(self.input.height, self.input.width)}"
             )
+        names = [o.name for o in self.outputs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"output names {names} repeat")
+        if self.task is Task.DETECT:
+            if self.detection is None:
+                raise ValueError("a detect bundle needs `detection` (how to decode its raw output)")
+            if self.detection.output not in names:
+                raise ValueError(f"detection.output {self.detection.output!r} is not among the outputs {names}")
+        elif self.detection is not None:
+            raise ValueError(f"`detection` is only for task detect, not {self.task.value}")
         return self
 
     @property
     def model_file(self) -> str:
         return self.model_files[0]
+
+    @property
+    def output_name(self) -> str:
+        """The primary output (classification: the logits). Schema 1 stored only this."""
+        return self.outputs[0].name
+
+    def output(self, name: str) -> OutputSpec:
+        for spec in self.outputs:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
 
 
 class Bundle:

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .bundle import PreprocessSpec
+from .bundle import DetectionSpec, PreprocessSpec
 from .errors import ConfigError, ModelFileError, UnknownNameError, did_you_mean
+from .types import Task
 
 CHECKPOINT_KIND = "edgevision.checkpoint/1"
 ARCHITECTURES = ("resnet18", "resnet34", "resnet50", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0")
@@ -22,7 +23,11 @@ ARCHITECTURES = ("resnet18", "resnet34", "resnet50", "mobilenet_v2", "mobilenet_
 
 @dataclass
 class TrainedModel:
-    """A classifier ready to compress or export. `module` is a torch.nn.Module in eval mode."""
+    """A model ready to compress or export. `module` is a torch.nn.Module in eval mode.
+
+    For task detect, `module` is the deployable graph (image batch → raw head output, see
+    `detection`); decoding and NMS happen after the engine, on the device.
+    """
 
     module: Any
     labels: list[str]
@@ -30,10 +35,14 @@ class TrainedModel:
     architecture: str | None = None
     name: str = "model"
     notes: dict[str, str] = field(default_factory=dict)  # compression history, human readable
+    task: Task = Task.CLASSIFY
+    detection: DetectionSpec | None = None  # task detect: how the raw output decodes
 
     def __post_init__(self) -> None:
         if not self.labels:
             raise ConfigError("TrainedModel needs labels (one per class output).")
+        if (self.task is Task.DETECT) != (self.detection is not None):
+            raise ConfigError("A detector needs task=Task.DETECT and a DetectionSpec; a classifier has neither.")
         self.module.eval()
 
     @property
@@ -65,6 +74,8 @@ class TrainedModel:
             "labels": list(self.labels),
             "preprocess": self.preprocess.model_dump_json(),
             "notes": dict(self.notes),
+            "task": self.task.value,
+            "detection": self.detection.model_dump_json() if self.detection is not None else "",
             "state_dict": self.module.state_dict(),
         }
         buffer = io.BytesIO()
@@ -87,7 +98,8 @@ class TrainedModel:
         if not arch:
             raise ModelFileError(f"{path} does not name its architecture; pass architecture=... (--arch).")
         state_dict = payload["state_dict"]
-        module = build_architecture(arch, num_classes=len(payload["labels"]))
+        preprocess = PreprocessSpec.model_validate_json(payload["preprocess"])
+        module = build_architecture(arch, num_classes=len(payload["labels"]), input_size=tuple(preprocess.size))
         conform_to_state_dict(module, state_dict)
         try:
             module.load_state_dict(state_dict)
@@ -97,10 +109,12 @@ class TrainedModel:
         return cls(
             module=module,
             labels=list(payload["labels"]),
-            preprocess=PreprocessSpec.model_validate_json(payload["preprocess"]),
+            preprocess=preprocess,
             architecture=arch,
             name=payload.get("name") or Path(path).stem,
             notes=dict(payload.get("notes", {})),
+            task=Task(payload.get("task") or Task.CLASSIFY.value),
+            detection=DetectionSpec.model_validate_json(payload["detection"]) if payload.get("detection") else None,
         )
 
 
@@ -137,9 +151,20 @@ def load_checkpoint_payload(path: str | Path) -> dict:
     return payload
 
 
-def build_architecture(name: str, *, num_classes: int) -> Any:
-    """A torchvision architecture from random init (no weights are downloaded)."""
+#: Architectures edgevision builds itself (not torchvision's classifiers): name → "module:function".
+#: The function takes (num_classes=..., input_size=(h, w)) and returns the deployable module.
+CUSTOM_ARCHITECTURES: dict[str, str] = {}
+
+
+def build_architecture(name: str, *, num_classes: int, input_size: tuple[int, int] | None = None) -> Any:
+    """A torchvision classifier or one of CUSTOM_ARCHITECTURES, from random init (no weights are downloaded)."""
     from ._compat.torchvision_ops import ensure_torchvision_importable
+
+    if name in CUSTOM_ARCHITECTURES:
+        import importlib
+
+        module_name, _, function = CUSTOM_ARCHITECTURES[name].partition(":")
+        return getattr(importlib.import_module(module_name), function)(num_classes=num_classes, input_size=input_size)
 
     ensure_torchvision_importable()
     import torchvision

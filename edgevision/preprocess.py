@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -90,10 +91,67 @@ def _as_three_channels(image: np.ndarray) -> np.ndarray:
     raise InputError(f"Expected an H×W×3 image, got an array of shape {image.shape}.")
 
 
+@dataclass(frozen=True)
+class Letterbox:
+    """Where an image of `source` (h, w) lands inside the letterboxed model input, and the way back.
+
+    The image is scaled by `scale` (aspect ratio kept) to `resized` (h, w) and placed at (`top`,
+    `left`); the rest is `pad_value`. Same rounding as Ultralytics' LetterBox, so a YOLO export
+    gets the input it was trained on.
+    """
+
+    source: tuple[int, int]
+    scale: float
+    resized: tuple[int, int]
+    top: int
+    left: int
+
+    def to_source(self, boxes_xyxy: np.ndarray) -> np.ndarray:
+        """Boxes in model-input pixels (K×4 xyxy) → pixels of the original image, clipped to it."""
+        boxes = np.asarray(boxes_xyxy, dtype=np.float32).reshape(-1, 4)
+        offset = np.array([self.left, self.top, self.left, self.top], dtype=np.float32)
+        mapped = (boxes - offset) / self.scale
+        height, width = self.source
+        np.clip(mapped[:, 0::2], 0, width, out=mapped[:, 0::2])
+        np.clip(mapped[:, 1::2], 0, height, out=mapped[:, 1::2])
+        return mapped
+
+    def to_input(self, boxes_xyxy: np.ndarray) -> np.ndarray:
+        """Boxes in original-image pixels → model-input pixels (the inverse of `to_source`, unclipped)."""
+        boxes = np.asarray(boxes_xyxy, dtype=np.float32).reshape(-1, 4)
+        offset = np.array([self.left, self.top, self.left, self.top], dtype=np.float32)
+        return boxes * self.scale + offset
+
+
+def letterbox_geometry(height: int, width: int, spec: PreprocessSpec) -> Letterbox:
+    """How `preprocess_image` places an image of height×width into the model input.
+
+    For a plain resize this is the stretch (scale per axis is not kept: use only with LETTERBOX,
+    or when the image already has the model's aspect ratio).
+    """
+    if height <= 0 or width <= 0:
+        raise InputError(f"Image size {(height, width)} must be positive.")
+    target_h, target_w = spec.size
+    if spec.resize is not ResizePolicy.LETTERBOX:
+        if spec.resize is ResizePolicy.RESIZE and abs(target_h / height - target_w / width) < 1e-6:
+            return Letterbox(source=(height, width), scale=target_h / height, resized=(target_h, target_w), top=0, left=0)
+        raise InputError(
+            f"Boxes map back to the frame only through a letterbox (or an aspect-preserving resize); this bundle "
+            f"resizes with {spec.resize.value}. Export the detector with ResizePolicy.LETTERBOX."
+        )
+    scale = min(target_h / height, target_w / width)
+    new_h, new_w = int(round(height * scale)), int(round(width * scale))
+    pad_h, pad_w = (target_h - new_h) / 2, (target_w - new_w) / 2
+    top, left = int(round(pad_h - 0.1)), int(round(pad_w - 0.1))
+    return Letterbox(source=(height, width), scale=scale, resized=(new_h, new_w), top=top, left=left)
+
+
 def resized_shape(height: int, width: int, spec: PreprocessSpec) -> tuple[int, int]:
-    """(h, w) after the resize step, before any crop (mirrors torchvision's rounding)."""
+    """(h, w) after the resize step, before any crop or padding (mirrors torchvision's rounding)."""
     if spec.resize is ResizePolicy.RESIZE:
         return spec.size
+    if spec.resize is ResizePolicy.LETTERBOX:
+        return letterbox_geometry(height, width, spec).resized
     shorter = spec.resize_shorter or max(spec.size)
     if height <= width:
         return shorter, int(shorter * width / height)
@@ -105,6 +163,13 @@ def _resize(pixels: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     new_h, new_w = resized_shape(height, width, spec)
     if (new_h, new_w) != (height, width):
         pixels = cv2.resize(pixels, (new_w, new_h), interpolation=_INTERPOLATION[spec.interpolation])
+    if spec.resize is ResizePolicy.LETTERBOX:
+        box = letterbox_geometry(height, width, spec)
+        bottom, right = spec.size[0] - new_h - box.top, spec.size[1] - new_w - box.left
+        if box.top or bottom or box.left or right:
+            pad = float(spec.pad_value)
+            pixels = cv2.copyMakeBorder(pixels, box.top, bottom, box.left, right, cv2.BORDER_CONSTANT, value=(pad, pad, pad))
+        return pixels
     if spec.resize is ResizePolicy.SHORTER_SIDE_CENTER_CROP:
         crop_h, crop_w = spec.size
         if crop_h > new_h or crop_w > new_w:

@@ -23,6 +23,26 @@ class Precision(StrEnum):
     INT8 = "int8"
 
 
+class Task(StrEnum):
+    """What a bundle's model does; every stage (parity, accuracy guard, bench metric, stream head) follows it."""
+
+    CLASSIFY = "classify"  # one logits vector per image
+    DETECT = "detect"  # boxes, scores and classes per image (raw head output; NMS runs on the device)
+
+
+class DetectionLayout(StrEnum):
+    """How a detector's raw output tensor is laid out (see `edgevision.tasks.detect`)."""
+
+    # [N, 4 + classes, candidates]: box (4 numbers, see BoxFormat) then one score per class, already
+    # sigmoid; the layout Ultralytics YOLOv8/YOLO11 exports and edgevision's own detector write.
+    BOXES_SCORES = "boxes_scores"
+
+
+class BoxFormat(StrEnum):
+    CXCYWH = "cxcywh"  # centre x, centre y, width, height
+    XYXY = "xyxy"  # left, top, right, bottom
+
+
 class Layout(StrEnum):
     NCHW = "NCHW"
     NHWC = "NHWC"
@@ -38,6 +58,7 @@ class ResizePolicy(StrEnum):
 
     RESIZE = "resize"  # stretch to exactly H×W
     SHORTER_SIDE_CENTER_CROP = "shorter_side_center_crop"  # ImageNet style
+    LETTERBOX = "letterbox"  # keep the aspect ratio, pad the rest (detectors): boxes map back exactly
 
 
 def parse_enum_list(enum: type[StrEnum], text: str, *, option: str) -> list:

@@ -9,12 +9,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..bundle import Bundle, InputSpec, Manifest, atomic_directory, write_manifest
+from ..bundle import Bundle, DetectionSpec, InputSpec, Manifest, OutputSpec, atomic_directory, write_manifest
 from ..data.folder import ImageFolder
 from ..errors import ConfigError, ParityError
 from ..model import TrainedModel
 from ..registry import Registry
-from ..types import Format, Precision, parse_one_enum
+from ..types import Format, Precision, Task, parse_one_enum
 from .base import ExportArtifact, package_version
 from .parity import ParityConfig, check_parity, describe_failure
 
@@ -75,14 +75,31 @@ def write_bundle(directory: Path, model: TrainedModel, artifact: ExportArtifact,
     spec = InputSpec(name=artifact.input_name, shape=(batch, 3, height, width)).with_layout(artifact.layout)
     versions = {"edgevision": package_version("edgevision"), **artifact.versions}
     manifest = Manifest(
-        name=model.name, format=fmt, precision=precision, model_files=artifact.model_files, input=spec,
+        name=model.name, task=getattr(model, "task", Task.CLASSIFY), format=fmt, precision=precision,
+        model_files=artifact.model_files, input=spec,
         file_bytes={name: (directory / name).stat().st_size for name in artifact.model_files},
-        output_name=artifact.output_name, num_classes=model.num_classes, preprocess=model.preprocess,
+        outputs=describe_outputs(model, artifact.output_name), num_classes=model.num_classes, preprocess=model.preprocess,
         labels=tuple(model.labels), source=SourceInfo(architecture=model.architecture, sha256=model.weights_sha256()),
-        versions=versions, parity=parity, compression=dict(model.notes),
+        versions=versions, parity=parity, compression=dict(model.notes), detection=_detection_spec(model, artifact),
     )
     write_manifest(directory, manifest)
     return Bundle(directory, manifest)
+
+
+def describe_outputs(model: TrainedModel, output_name: str) -> tuple[OutputSpec, ...]:
+    """The manifest's `outputs` for `model`'s task (one tensor for classify and detect)."""
+    task = getattr(model, "task", Task.CLASSIFY)
+    if task is Task.DETECT:
+        height, width = model.input_size
+        strides = model.detection.strides
+        candidates = sum((height // s) * (width // s) for s in strides) if strides else -1
+        return (OutputSpec(name=output_name, shape=(-1, 4 + model.num_classes, candidates), meaning="boxes_scores"),)
+    return (OutputSpec(name=output_name, shape=(-1, model.num_classes), meaning="logits"),)
+
+
+def _detection_spec(model: TrainedModel, artifact: ExportArtifact) -> DetectionSpec | None:
+    detection = getattr(model, "detection", None)
+    return None if detection is None else detection.model_copy(update={"output": artifact.output_name})
 
 
 __all__ = ["EXPORTERS", "ParityConfig", "check_export_request", "export"]

@@ -70,8 +70,11 @@ class Runtime(ABC):
         """Create the engine session from `self.bundle` and `self.options`."""
 
     @abstractmethod
-    def _run(self, batch: np.ndarray) -> np.ndarray:
-        """Run one batch (already validated, engine layout) and return logits (N×classes)."""
+    def _run(self, batch: np.ndarray) -> np.ndarray | Sequence[np.ndarray]:
+        """Run one batch (already validated, engine layout) and return every output.
+
+        In the manifest's `outputs` order; a single array when the model has one output.
+        """
 
     def _read_precision(self) -> EnginePrecision:
         """Read the compute precision back from the loaded engine. Engines that cannot say keep this."""
@@ -120,21 +123,47 @@ class Runtime(ABC):
     def input_spec(self) -> InputSpec:
         return self.bundle.manifest.input
 
-    def infer(self, batch: np.ndarray) -> np.ndarray:
-        """Logits for a preprocessed batch laid out as `input_spec` says (N×C×H×W or N×H×W×C)."""
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        """The model's outputs, in the order `infer_outputs` returns them (the manifest's)."""
+        return tuple(spec.name for spec in self.bundle.manifest.outputs)
+
+    def infer_outputs(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """Every output, by name, for a preprocessed batch laid out as `input_spec` says."""
         batch = self._validate(batch)
         size = self.fixed_batch
         try:
             if size is None or size == len(batch):
-                return np.asarray(self._run(batch))
-            return np.concatenate([np.asarray(self._run(batch[i : i + size])) for i in range(0, len(batch), size)])
+                parts = [self._outputs(batch)]
+            else:
+                parts = [self._outputs(batch[i : i + size]) for i in range(0, len(batch), size)]
+        except RuntimeEngineError:
+            raise
         except Exception as exc:  # noqa: BLE001
             raise RuntimeEngineError(f"{self.name} failed to run the batch: {_first_line(exc)}") from exc
+        return {
+            name: parts[0][k] if len(parts) == 1 else np.concatenate([part[k] for part in parts])
+            for k, name in enumerate(self.output_names)
+        }
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        """The primary output (a classifier's logits, a detector's raw head) for a preprocessed batch."""
+        return self.infer_outputs(batch)[self.output_names[0]]
 
     def predict(self, images: Sequence[np.ndarray], *, image_order: ColorOrder = ColorOrder.BGR) -> np.ndarray:
-        """Logits for raw uint8 images (any size; BGR as OpenCV gives), via the bundle's preprocessing."""
+        """The primary output for raw uint8 images (any size; BGR as OpenCV gives), via the bundle's preprocessing."""
         manifest = self.bundle.manifest
         return self.infer(preprocess_batch(images, manifest.preprocess, self.input_spec, image_order=image_order))
+
+    def _outputs(self, batch: np.ndarray) -> list[np.ndarray]:
+        result = self._run(batch)
+        arrays = [np.asarray(result)] if isinstance(result, np.ndarray) else [np.asarray(a) for a in result]
+        if len(arrays) != len(self.output_names):
+            raise RuntimeEngineError(
+                f"{self.name} returned {len(arrays)} outputs but the manifest describes {len(self.output_names)} "
+                f"({', '.join(self.output_names)}); the model file and manifest disagree: re-export the bundle."
+            )
+        return arrays
 
     def _validate(self, batch: np.ndarray) -> np.ndarray:
         spec = self.input_spec

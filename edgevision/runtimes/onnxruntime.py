@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .._optional import require
+from ..errors import ModelFileError
 from ..types import Format
 from .base import Runtime, RuntimeOptions
 from .precision import EnginePrecision
@@ -39,7 +40,13 @@ class ONNXRuntime(Runtime):
     def _load(self) -> None:
         self._session = self._new_session()
         self._input_name = self._session.get_inputs()[0].name
-        self._output_name = self._session.get_outputs()[0].name
+        graph_outputs = [o.name for o in self._session.get_outputs()]
+        missing = [name for name in self.output_names if name not in graph_outputs]
+        if missing:
+            raise ModelFileError(
+                f"{self.bundle.model_path} has no output {missing[0]!r} (it has {', '.join(graph_outputs)}); "
+                "the manifest and the model file disagree: re-export the bundle."
+            )
 
     def _new_session(self, *, optimized_model_filepath: str | None = None) -> Any:
         ort = require("onnxruntime", extra="onnx", what="ONNX Runtime")
@@ -101,7 +108,7 @@ class ONNXRuntime(Runtime):
         }
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
-        return self._session.run([self._output_name], {self._input_name: batch})[0]
+        return self._session.run(list(self.output_names), {self._input_name: batch})
 
     def close(self) -> None:
         self._session = None

@@ -18,7 +18,7 @@ import numpy as np
 
 from .._compat.enum import StrEnum
 from .._optional import require
-from ..errors import ConfigError, RuntimeEngineError, did_you_mean
+from ..errors import ConfigError, ModelFileError, RuntimeEngineError, did_you_mean
 from ..types import Format, Precision
 from .base import Runtime, RuntimeOptions
 from .precision import EnginePrecision, count, normalise
@@ -158,14 +158,33 @@ class OpenVINORuntime(Runtime):
             "spinning": None,  # OpenVINO's CPU threads do not busy-wait between requests
         }
 
-    def _run(self, batch: np.ndarray) -> np.ndarray:
+    def _run(self, batch: np.ndarray) -> list[np.ndarray]:
         size = self._static_batch
-        if size is not None and len(batch) < size:  # a static model takes exactly its batch: pad, then drop
+        count = len(batch)
+        if size is not None and count < size:  # a static model takes exactly its batch: pad, then drop
             padded = np.zeros((size, *batch.shape[1:]), dtype=batch.dtype)
-            padded[: len(batch)] = batch
-            return self._request.infer({0: padded}, share_inputs=True, share_outputs=False)[0][: len(batch)]
+            padded[:count] = batch
+            batch = padded
         results = self._request.infer({0: batch}, share_inputs=True, share_outputs=False)
-        return results[0]
+        return [results[index][:count] for index in self._output_indices()]
+
+    def _output_indices(self) -> list[int]:
+        """Positions of the manifest's outputs among the compiled model's (by tensor name, else in order)."""
+        indices = getattr(self, "_indices", None)
+        if indices is None:
+            outputs = self._compiled.outputs
+            names = [set(output.get_names()) for output in outputs]
+            indices = []
+            for position, wanted in enumerate(self.output_names):
+                found = [i for i, known in enumerate(names) if wanted in known]
+                indices.append(found[0] if found else position)
+            if len(outputs) < len(indices):
+                raise ModelFileError(
+                    f"{self.bundle.model_path} has {len(outputs)} outputs but the manifest describes {len(indices)}; "
+                    "re-export the bundle."
+                )
+            self._indices = indices
+        return indices
 
     def fork(self) -> OpenVINORuntime:
         """A handle with its own infer request on the same compiled model (weights are not loaded twice)."""

@@ -96,7 +96,12 @@ class TensorRTRuntime(Runtime):
             )
         self._context = self._engine.create_execution_context()
         self._input_name = self.input_spec.name
-        self._output_name = self.bundle.manifest.output_name
+        if len(self.output_names) != 1:
+            raise ConfigError(
+                f"The TensorRT runtime binds one output; {self.bundle.path} has {len(self.output_names)} "
+                f"({', '.join(self.output_names)}). Run it with onnxruntime, or export a single-output graph."
+            )
+        self._output_name = self.output_names[0]
         io_names = {self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)}
         for tensor in (self._input_name, self._output_name):
             if tensor not in io_names:

@@ -72,7 +72,12 @@ class TFLiteRuntime(Runtime):
         )
         self._interpreter.allocate_tensors()
         self._input: dict[str, Any] = self._interpreter.get_input_details()[0]
-        self._output: dict[str, Any] = self._interpreter.get_output_details()[0]
+        self._outputs_details: list[dict[str, Any]] = self._interpreter.get_output_details()
+        if len(self._outputs_details) != len(self.output_names):
+            raise ModelFileError(
+                f"{self.bundle.model_path} has {len(self._outputs_details)} outputs but the manifest describes "
+                f"{len(self.output_names)}; re-export the bundle."
+            )
         model_shape = tuple(int(d) for d in self._input["shape"])
         if model_shape != tuple(self.input_spec.shape):
             raise ModelFileError(
@@ -83,7 +88,7 @@ class TFLiteRuntime(Runtime):
     def _run(self, batch: np.ndarray) -> np.ndarray:
         self._interpreter.set_tensor(self._input["index"], _quantize(batch, self._input))
         self._interpreter.invoke()
-        return _dequantize(self._interpreter.get_tensor(self._output["index"]), self._output)
+        return [_dequantize(self._interpreter.get_tensor(out["index"]), out) for out in self._outputs_details]
 
     def _read_precision(self) -> EnginePrecision:
         """Compute ops of the interpreter's plan by their input tensors' types.

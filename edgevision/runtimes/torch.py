@@ -28,9 +28,12 @@ class TorchRuntime(Runtime):
         self._torch = torch
         self._model = TrainedModel.load(self.bundle.model_path).module.eval()
 
-    def _run(self, batch: np.ndarray) -> np.ndarray:
+    def _run(self, batch: np.ndarray) -> np.ndarray | list[np.ndarray]:
         with self._torch.inference_mode():
-            return self._model(self._torch.from_numpy(batch)).numpy()
+            result = self._model(self._torch.from_numpy(batch))
+        if isinstance(result, tuple | list):
+            return [tensor.numpy() for tensor in result]
+        return result.numpy()
 
     def _read_precision(self) -> EnginePrecision:
         """Eager mode computes each conv/linear layer in its weights' dtype."""

@@ -32,6 +32,13 @@ class Exporter(Protocol):
     def __call__(self, model: TrainedModel, directory: Path, *, precision: Precision) -> ExportArtifact: ...
 
 
+def output_name_for(model: TrainedModel) -> str:
+    """The name exporters give the model's output: what it holds, by task."""
+    from ..types import Task
+
+    return "boxes_scores" if getattr(model, "task", Task.CLASSIFY) is Task.DETECT else "logits"
+
+
 def package_version(name: str) -> str:
     from importlib.metadata import PackageNotFoundError, version
 

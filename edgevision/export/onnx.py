@@ -14,7 +14,7 @@ from .._optional import require
 from ..errors import ExportError
 from ..model import TrainedModel
 from ..types import Precision
-from .base import ExportArtifact, package_version
+from .base import ExportArtifact, output_name_for, package_version
 
 PRECISIONS = frozenset({Precision.FP32, Precision.FP16})
 OPSET = 17
@@ -35,7 +35,7 @@ def export_onnx(model: TrainedModel, directory: Path, *, precision: Precision) -
     versions = {"torch": torch.__version__, "onnx": onnx.__version__, "opset": str(OPSET)}
     if precision is Precision.FP16:
         versions["onnxruntime"] = package_version("onnxruntime")
-    return ExportArtifact((MODEL_FILE,), "input", "logits", versions=versions)
+    return ExportArtifact((MODEL_FILE,), "input", output_name_for(model), versions=versions)
 
 
 def write_fp32_onnx(model: TrainedModel, path: Path) -> None:
@@ -44,13 +44,14 @@ def write_fp32_onnx(model: TrainedModel, path: Path) -> None:
 
     height, width = model.input_size
     example = torch.zeros(1, 3, height, width)
+    output = output_name_for(model)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 model.module.eval(), (example,), str(path), dynamo=False, opset_version=OPSET,
-                input_names=["input"], output_names=["logits"],
-                dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+                input_names=["input"], output_names=[output],
+                dynamic_axes={"input": {0: "batch"}, output: {0: "batch"}},
             )
     except Exception as exc:  # noqa: BLE001 - the exporter raises many types
         raise ExportError(f"torch could not export the model to ONNX: {str(exc).splitlines()[0]}") from exc

@@ -23,7 +23,7 @@ from .._optional import require
 from ..errors import ExportError, ModelFileError
 from ..model import TrainedModel
 from ..types import Precision
-from .base import ExportArtifact, package_version
+from .base import ExportArtifact, output_name_for, package_version
 
 PRECISIONS = frozenset({Precision.FP32, Precision.FP16, Precision.BF16})
 XML_FILE = "model.xml"
@@ -50,7 +50,7 @@ def export_openvino(model: TrainedModel, directory: Path, *, precision: Precisio
             )
     except Exception as exc:  # noqa: BLE001 - the converter raises many types
         raise ExportError(f"OpenVINO could not convert the model: {_first_line(exc)}") from exc
-    for ports, name in ((ov_model.inputs, INPUT_NAME), (ov_model.outputs, OUTPUT_NAME)):
+    for ports, name in ((ov_model.inputs, INPUT_NAME), (ov_model.outputs, output_name_for(model))):
         if len(ports) == 1:  # save_ir rejects any other count with a clear message
             ports[0].get_tensor().set_names({name})
     artifact = save_ir(ov_model, directory, precision=precision)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..model import TrainedModel
 from ..types import Precision
-from .base import ExportArtifact, package_version
+from .base import ExportArtifact, output_name_for, package_version
 
 PRECISIONS = frozenset({Precision.FP32})
 
@@ -17,4 +17,4 @@ def export_torch(model: TrainedModel, directory: Path, *, precision: Precision) 
 
         raise ExportError("A torch bundle needs model.architecture so the device can rebuild the network.")
     model.save(directory / "model.pt")
-    return ExportArtifact(("model.pt",), "input", "logits", versions={"torch": package_version("torch")})
+    return ExportArtifact(("model.pt",), "input", output_name_for(model), versions={"torch": package_version("torch")})

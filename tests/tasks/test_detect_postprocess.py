@@ -252,3 +252,24 @@ def test_a_classify_bundle_asked_to_detect_says_use_predict(detect_bundle, tmp_p
     write_manifest(directory, type(detect_bundle.manifest).model_validate(manifest))
     with load_runtime(Bundle.load(directory)) as runtime, pytest.raises(ConfigError, match="classify model.*predict"):
         runtime.detect([np.zeros((8, 8, 3), np.uint8)])
+
+
+def test_detect_and_its_metric_run_with_torch_blocked(detect_bundle):
+    """A device has numpy, OpenCV, one engine (and pycocotools for mAP): no torch anywhere on this path."""
+    from tests.blocking import run_blocked
+
+    result = run_blocked(
+        f"""
+        import sys, edgevision
+        from edgevision.metrics.detection import agreement_map50
+        from tests.tasks.detect_bundle import painted_frame
+        with edgevision.load_runtime({str(detect_bundle.path)!r}, threads=1) as runtime:
+            found = runtime.detect([painted_frame()])
+        print(len(found[0]), agreement_map50(found, found, [painted_frame().shape[:2]]))
+        assert "torch" not in sys.modules
+        """,
+        blocked=("torch", "torchvision"),
+    )
+    assert result.returncode == 0, result.stderr
+    count, agreement = result.stdout.split()
+    assert count == "2" and float(agreement) == pytest.approx(1.0)

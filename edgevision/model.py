@@ -7,14 +7,16 @@ model file. Pruned models keep their new layer widths: layers are rebuilt to the
 
 from __future__ import annotations
 
-import hashlib
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .bundle import DetectionSpec, PreprocessSpec
 from .errors import ConfigError, ModelFileError, UnknownNameError, did_you_mean
+from .source import torch_reference_outputs, torch_weights_sha256
 from .types import Task
 
 CHECKPOINT_KIND = "edgevision.checkpoint/1"
@@ -53,13 +55,18 @@ class TrainedModel:
     def input_size(self) -> tuple[int, int]:
         return tuple(self.preprocess.size)  # type: ignore[return-value]
 
+    @property
+    def framework(self) -> str:
+        """The ModelSource's framework (see `edgevision.source`)."""
+        return "torch"
+
     def weights_sha256(self) -> str:
         """Hash of the weights, recorded in every bundle made from this model."""
-        digest = hashlib.sha256()
-        for key, tensor in sorted(self.module.state_dict().items()):
-            digest.update(key.encode())
-            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-        return digest.hexdigest()
+        return torch_weights_sha256(self.module)
+
+    def reference_outputs(self, batch_nchw: np.ndarray) -> np.ndarray:
+        """The module's raw primary output (logits, or a detector's raw head) for an NCHW float32 batch."""
+        return torch_reference_outputs(self.module, batch_nchw)
 
     def save(self, path: str | Path) -> Path:
         """Write a weights-only checkpoint (state_dict + metadata)."""

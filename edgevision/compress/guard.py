@@ -2,28 +2,28 @@
 
 The bundle is evaluated the way a device will run it (``load_runtime`` + ``predict`` on raw
 images, so the manifest's preprocessing is exercised too); the original model — the torch
-module, or for an ONNX model from elsewhere the original file through ONNX Runtime — is
-evaluated on the same images. A drop beyond `max_accuracy_drop` is an AccuracyBudgetError.
+module, or for an ONNX model from elsewhere the original file through ONNX Runtime (any
+`edgevision.source.ModelSource`) — is evaluated on the same images. A drop beyond
+`max_accuracy_drop` is an AccuracyBudgetError. Classification only for now (top-1).
 Callers build bundles inside ``atomic_directory``, so a raise leaves nothing on disk.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from ..bundle import Bundle, InputSpec, ParityReport
 from ..data.folder import ImageFolder
 from ..errors import AccuracyBudgetError, ConfigError
-from ..export.parity import ParityConfig, compare_logits, sample_inputs
+from ..export.parity import ParityConfig, check_parity
 from ..preprocess import preprocess_batch
 from ..runtimes.base import RuntimeOptions
-from ..types import Layout, Precision
+from ..source import ModelSource, ReferenceOutputs, check_source
+from ..types import Precision, Task
 
 #: Images per batch when evaluating (the engine splits further if its batch is fixed).
 EVAL_BATCH = 32
@@ -79,36 +79,17 @@ class AccuracyReport:
         )
 
 
-def reference_logits(source: Any, batch: np.ndarray) -> np.ndarray:
+def reference_logits(source: ModelSource, batch: np.ndarray) -> np.ndarray:
     """Logits of the original model for an NCHW float32 batch (torch module, or the original ONNX file)."""
-    from .onnx_input import OnnxModel
-
-    if isinstance(source, OnnxModel):
-        return source.logits(batch)
-    import torch
-
-    with torch.inference_mode():
-        return source.module.eval()(torch.from_numpy(np.ascontiguousarray(batch))).numpy()
+    return check_source(source, what="reference_logits").reference_outputs(batch)
 
 
-class ReferenceLogits:
-    """`reference_logits` remembered per image, so the guard and parity share one pass of the source model."""
-
-    def __init__(self, source: Any) -> None:
-        self.source = source
-        self._seen: dict[bytes, np.ndarray] = {}
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        keys = [hashlib.sha1(np.ascontiguousarray(sample).tobytes()).digest() for sample in batch]
-        missing = [i for i, key in enumerate(keys) if key not in self._seen]
-        if missing:
-            for i, row in zip(missing, reference_logits(self.source, batch[missing])):
-                self._seen[keys[i]] = row
-        return np.stack([self._seen[key] for key in keys])
+#: The guard's name for `edgevision.source.ReferenceOutputs` (one pass of the source shared with parity).
+ReferenceLogits = ReferenceOutputs
 
 
 def check_accuracy(
-    source: Any,
+    source: ModelSource,
     bundle: Bundle,
     *,
     validation: str | Path,
@@ -116,13 +97,22 @@ def check_accuracy(
     runtime: str | None = None,
     options: RuntimeOptions | None = None,
     what: str = "compressed",
-    reference: ReferenceLogits | None = None,
+    reference: ReferenceOutputs | None = None,
 ) -> AccuracyReport:
-    """Evaluate `bundle` through its engine and `source` on `validation`; raise if the drop is over budget."""
+    """Evaluate `bundle` through its engine and `source` on `validation`; raise if the drop is over budget.
+
+    Classification only: a detector's guard is mAP on a COCO split (detector compression, next issue).
+    """
     from ..runtimes import load_runtime
 
+    if bundle.manifest.task is not Task.CLASSIFY:
+        raise ConfigError(
+            f"The accuracy guard measures top-1 of classifiers; {bundle.manifest.name} is a {bundle.manifest.task.value} "
+            "bundle, and the mAP guard for detectors is not built yet. Drop validation/max_accuracy_drop "
+            "(parity still checks the bundle against its source on the validation images)."
+        )
     check_max_drop(max_accuracy_drop)
-    reference = reference or ReferenceLogits(source)
+    reference = reference or ReferenceOutputs(check_source(source, what="check_accuracy"))
     folder = ImageFolder.open(validation, labels=bundle.manifest.labels)
     nchw = InputSpec(name="input", shape=(1, 3, *bundle.manifest.preprocess.size))
     correct_original = correct_compressed = 0
@@ -147,32 +137,17 @@ def check_accuracy(
 
 
 def check_source_parity(
-    source: Any,
+    source: ModelSource,
     bundle: Bundle,
     config: ParityConfig,
     *,
     precision: Precision,
     runtime: str | None = None,
     options: RuntimeOptions | None = None,
-    reference: ReferenceLogits | None = None,
+    reference: ReferenceOutputs | None = None,
 ) -> ParityReport:
-    """Like `export.parity.check_parity`, for any source (torch or ONNX) and engine options.
-
-    `precision` is what the engine computes in (an fp32 ONNX file built into an int8 TensorRT
-    engine is compared as int8: top-1 agreement only).
-    """
-    from ..runtimes import load_runtime
-
-    inputs, described = sample_inputs(bundle, config)
-    reference = reference or ReferenceLogits(source)
-    expected = np.concatenate([reference(chunk) for chunk in np.array_split(inputs, max(1, len(inputs) // 64))])
-    layout = bundle.manifest.input.layout
-    engine_inputs = inputs if layout is Layout.NCHW else np.ascontiguousarray(inputs.transpose(0, 2, 3, 1))
-    with load_runtime(bundle, runtime, options=options) as engine:
-        return compare_logits(
-            expected, engine.infer(engine_inputs), precision=precision, config=config,
-            engine=engine.name, engine_precision=engine.engine_precision, data=described,
-        )
+    """The earlier name of `edgevision.export.parity.check_parity` (one entry point for every source and task)."""
+    return check_parity(source, bundle, config, precision=precision, runtime=runtime, options=options, reference=reference)
 
 
 __all__ = ["AccuracyReport", "ReferenceLogits", "check_accuracy", "check_max_drop", "check_source_parity", "reference_logits"]

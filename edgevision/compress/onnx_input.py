@@ -26,11 +26,12 @@ from typing import Any
 import numpy as np
 
 from .._optional import require
-from ..bundle import Bundle, PreprocessSpec, sha256_file
+from ..bundle import Bundle, DetectionSpec, PreprocessSpec, atomic_directory, sha256_file
 from ..errors import CompressionError, ConfigError, ModelFileError
 from ..export.base import ExportArtifact, package_version
-from ..export.parity import ParityConfig
-from ..types import Format, Layout, Precision
+from ..export.parity import DEFAULT_PARITY, ParityConfig, open_parity_data
+from ..export.writer import BundleChecks, finish_bundle
+from ..types import Format, Layout, Precision, Task, parse_one_enum
 
 MODEL_FILE = "model.onnx"
 #: protobuf's limit for one ONNX file; larger models need external data, which bundles do not carry yet.
@@ -61,7 +62,12 @@ def metadata_labels(path: str | os.PathLike[str]) -> tuple[list[str], str] | Non
 
 @dataclass(kw_only=True)
 class OnnxModel:
-    """An ONNX classifier plus what the graph cannot say. Build it with `OnnxModel.open`."""
+    """An ONNX model plus what the graph cannot say: an `edgevision.source.ModelSource`. Build it with `open`.
+
+    `task` says what its one output holds (classify: logits; detect: the raw
+    [N, 4 + classes, candidates] head, decoded by `detection`); `_check_output` checks that
+    shape by task (OUTPUT_CHECKS), so a loader for another task adds one entry there.
+    """
 
     path: Path
     labels: list[str]
@@ -74,6 +80,8 @@ class OnnxModel:
     producer: str = ""
     notes: dict[str, str] = field(default_factory=dict)
     architecture: str | None = None
+    task: Task = Task.CLASSIFY
+    detection: DetectionSpec | None = None  # task detect: how the raw output decodes
     _session: Any = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
@@ -114,7 +122,11 @@ class OnnxModel:
         model._check_output()
         return model
 
-    # -- what TrainedModel offers, so bundle writing and the guard treat both alike ------------
+    # -- the ModelSource interface (edgevision.source), shared with TrainedModel -----------------
+    @property
+    def framework(self) -> str:
+        return "onnx"
+
     @property
     def num_classes(self) -> int:
         return len(self.labels)
@@ -136,8 +148,8 @@ class OnnxModel:
         )
 
     # -- running the original -----------------------------------------------------------------
-    def logits(self, batch: np.ndarray) -> np.ndarray:
-        """The original file's logits (ONNX Runtime, FP32) for an NCHW float32 batch."""
+    def reference_outputs(self, batch: np.ndarray) -> np.ndarray:
+        """The original file's primary output (ONNX Runtime, FP32) for an NCHW float32 batch."""
         session = self._ort_session()
         batch = np.ascontiguousarray(batch, dtype=np.float32)
         if self.layout is Layout.NHWC:
@@ -145,6 +157,10 @@ class OnnxModel:
         if self.dynamic_batch:
             return session.run([self.output_name], {self.input_name: batch})[0]
         return np.concatenate([session.run([self.output_name], {self.input_name: batch[i : i + 1]})[0] for i in range(len(batch))])
+
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        """A classifier's logits for an NCHW float32 batch (`reference_outputs` by its older name)."""
+        return self.reference_outputs(batch)
 
     def write_fp32(self, path: Path) -> None:
         """The original graph as one self-contained file (external weights folded in).
@@ -179,39 +195,81 @@ class OnnxModel:
             options.log_severity_level = 3
             try:
                 self._session = ort.InferenceSession(str(self.path), sess_options=options, providers=["CPUExecutionProvider"])
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 raise ModelFileError(f"ONNX Runtime cannot load {self.path}: {_first_line(exc)}") from exc
         return self._session
 
     def _check_output(self) -> None:
+        """Run one blank image and check the output has the shape the task promises (see OUTPUT_CHECKS)."""
         height, width = self.input_size
-        logits = self.logits(np.zeros((1, 3, height, width), dtype=np.float32))
-        if logits.ndim != 2 or logits.shape != (1, self.num_classes):
-            raise ConfigError(
-                f"{self.path} outputs shape {logits.shape} for one image; expected (1, {self.num_classes}) logits, "
-                f"one per label ({self.num_classes} labels given)."
-            )
+        output = self.reference_outputs(np.zeros((1, 3, height, width), dtype=np.float32))
+        OUTPUT_CHECKS[self.task](self, output)
+
+
+def _check_logits(model: OnnxModel, output: np.ndarray) -> None:
+    if output.ndim != 2 or output.shape != (1, model.num_classes):
+        raise ConfigError(
+            f"{model.path} outputs shape {output.shape} for one image; expected (1, {model.num_classes}) logits, "
+            f"one per label ({model.num_classes} labels given)."
+        )
+
+
+def _check_boxes_scores(model: OnnxModel, output: np.ndarray) -> None:
+    rows = 4 + model.num_classes
+    if output.ndim != 3 or output.shape[:2] != (1, rows):
+        raise ConfigError(
+            f"{model.path} outputs shape {output.shape} for one image; a detector's raw head is (1, 4 + classes, "
+            f"candidates) = (1, {rows}, A) for {model.num_classes} labels (box, then one score per class)."
+        )
+
+
+#: How a model's one output is checked at `open`, by task: a new task adds its shape check here.
+OUTPUT_CHECKS = {Task.CLASSIFY: _check_logits, Task.DETECT: _check_boxes_scores}
 
 
 def export_onnx_model(
     model: OnnxModel,
     output: str | os.PathLike[str],
     *,
-    format: Format | str = Format.ONNX,  # noqa: A002 - the user's word for it
+    format: Format | str = Format.ONNX,
     precision: Precision | str = Precision.FP32,
-    parity: ParityConfig = ParityConfig(),
+    parity: ParityConfig = DEFAULT_PARITY,
     overwrite: bool = False,
 ) -> Bundle:
     """An FP32/FP16 ONNX or OpenVINO bundle of `model`, parity-checked against the original file.
 
-    INT8 needs calibration images: use `edgevision.compress.quantize.quantize(model, ...)`.
+    INT8 needs calibration images: use `edgevision.compress.quantize.quantize(model, ...)`;
+    an accuracy guard on top: `edgevision.compress.quantize.build_float_bundle`.
     """
-    from .quantize import build_float_bundle
+    fmt = parse_one_enum(Format, format, option="format")
+    prec = parse_one_enum(Precision, precision, option="precision")
+    return build_onnx_float_bundle(model, output, format=fmt, precision=prec, checks=BundleChecks(parity=parity),
+                                   overwrite=overwrite)
 
-    return build_float_bundle(model, output, format=format, precision=precision, parity=parity, overwrite=overwrite)
+
+def build_onnx_float_bundle(
+    model: OnnxModel, output: str | os.PathLike[str], *, format: Format, precision: Precision,
+    checks: BundleChecks, overwrite: bool,
+) -> Bundle:
+    """`float_artifact` + `finish_bundle` in a temp dir: the whole float path for an ONNX model."""
+    if precision is Precision.INT8:
+        raise ConfigError("INT8 needs calibration images: use edgevision.compress.quantize.quantize.")
+    open_parity_data(checks.parity, task=model.task, labels=model.labels)
+    with atomic_directory(output, overwrite=overwrite) as workdir:
+        artifact = float_artifact(model, workdir, format=format, precision=precision)
+        finish_bundle(workdir, model, artifact, format=format, file_precision=precision, notes=_float_notes(model, precision),
+                      checks=checks)
+    return Bundle.load(output)
 
 
-def float_artifact(model: OnnxModel, directory: Path, *, format: Format, precision: Precision) -> ExportArtifact:  # noqa: A002
+def _float_notes(model: OnnxModel, precision: Precision) -> dict[str, str]:
+    notes = dict(model.notes)
+    if precision is Precision.FP16:
+        notes["quantize"] = "FP16 weights (float32 inputs and outputs)"
+    return notes
+
+
+def float_artifact(model: OnnxModel, directory: Path, *, format: Format, precision: Precision) -> ExportArtifact:
     """Write `model` as FP32/FP16 ONNX or FP32/FP16/BF16 OpenVINO into `directory` (the bundle's temp dir)."""
     if precision is Precision.INT8:
         raise ConfigError("float_artifact writes fp32, fp16 or bf16, not int8; INT8 goes through quantize.")
@@ -249,7 +307,7 @@ def _load(path: Path) -> Any:
         raise ModelFileError(f"ONNX file {path} does not exist. Pass the .onnx file your framework exported.")
     try:
         return onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # noqa: BLE001 - protobuf raises DecodeError and others
+    except Exception as exc:
         raise ModelFileError(f"{path} is not a readable ONNX model ({_first_line(exc)}). Re-export it.") from exc
 
 
@@ -354,4 +412,4 @@ def _first_line(exc: BaseException) -> str:
     return (lines[0] if lines else type(exc).__name__)[:300]
 
 
-__all__ = ["InputGeometry", "OnnxModel", "export_onnx_model", "float_artifact", "metadata_labels", "read_geometry"]
+__all__ = ["OUTPUT_CHECKS", "InputGeometry", "OnnxModel", "build_onnx_float_bundle", "export_onnx_model", "float_artifact", "metadata_labels", "read_geometry"]

@@ -1,22 +1,22 @@
 """Export a TrainedModel to a bundle: model file(s) + manifest + parity report.
 
-One module per format, dispatched through `EXPORTERS`; this module holds the shared steps
-(temp dir, manifest, parity, atomic rename) so no format can skip them.
+One module per format, dispatched through `EXPORTERS`; the shared steps (temp dir, manifest,
+parity, atomic rename) are `writer.finish_bundle`, the same sequence quantisation uses, so no
+format and no stage can skip them.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
-from ..bundle import Bundle, DetectionSpec, InputSpec, Manifest, OutputSpec, atomic_directory, write_manifest
-from ..data.folder import ImageFolder
-from ..errors import ConfigError, ParityError
-from ..model import TrainedModel
+from ..bundle import Bundle, atomic_directory
+from ..errors import ConfigError
 from ..registry import Registry
-from ..types import Format, Precision, Task, parse_one_enum
-from .base import ExportArtifact, package_version
-from .parity import ParityConfig, check_parity, describe_failure
+from ..source import ModelSource, check_source
+from ..types import Format, Precision, parse_one_enum
+from .base import ExportArtifact
+from .parity import DEFAULT_PARITY, ParityConfig, check_parity, open_parity_data
+from .writer import BundleChecks, describe_outputs, finish_bundle, write_bundle
 
 EXPORTERS: Registry = Registry("format")
 EXPORTERS.register("torch", "edgevision.export.torch:export_torch")
@@ -26,31 +26,35 @@ EXPORTERS.register("tflite", "edgevision.export.tflite:export_tflite")
 
 
 def export(
-    model: TrainedModel,
+    model: ModelSource,
     output: str | os.PathLike[str],
     *,
-    format: Format | str = Format.ONNX,  # noqa: A002 - the user's word for it
+    format: Format | str = Format.ONNX,
     precision: Precision | str = Precision.FP32,
-    parity: ParityConfig = ParityConfig(),
+    parity: ParityConfig = DEFAULT_PARITY,
     runtime: str | None = None,
     overwrite: bool = False,
 ) -> Bundle:
-    """Write `model` as a bundle at `output` and verify it through its engine.
+    """Write `model` (a TrainedModel) as a bundle at `output` and verify it through its engine.
 
     Raises ParityError (and leaves nothing at `output`) if the engine's outputs disagree with
     the torch model. `runtime` picks the engine for the parity check (default: the format's).
+    An ONNX model (OnnxModel) goes through `edgevision.compress.onnx_input.export_onnx_model`.
     """
+    model = check_source(model, what="export")
+    if model.framework != "torch":
+        raise ConfigError(
+            f"export converts torch models; {model.name} is a {model.framework} model. Use "
+            "edgevision.compress.onnx_input.export_onnx_model (FP32/FP16) or edgevision.compress.quantize (INT8)."
+        )
     fmt, prec = check_export_request(format, precision)
     exporter = EXPORTERS.get(fmt.value)
-    if parity.data is not None:  # a missing or broken folder fails here, before anything is written
-        ImageFolder.open(parity.data, labels=model.labels)
+    open_parity_data(parity, task=model.task, labels=model.labels)  # a broken folder fails before any work
     with atomic_directory(output, overwrite=overwrite) as workdir:
         artifact: ExportArtifact = exporter(model, workdir, precision=prec)
-        bundle = write_bundle(workdir, model, artifact, fmt, prec)
-        report = check_parity(model.module, bundle, parity, runtime=runtime)
-        bundle = write_bundle(workdir, model, artifact, fmt, prec, parity=report)
-        if not report.passed:
-            raise ParityError(f"{fmt.value} {prec.value} export failed parity: {describe_failure(report)}.")
+        finish_bundle(
+            workdir, model, artifact, format=fmt, file_precision=prec, checks=BundleChecks(parity=parity, runtime=runtime)
+        )
     return Bundle.load(output)
 
 
@@ -66,40 +70,7 @@ def check_export_request(format: Format | str, precision: Precision | str) -> tu
     return fmt, prec
 
 
-def write_bundle(directory: Path, model: TrainedModel, artifact: ExportArtifact, fmt: Format, precision: Precision, *, parity=None) -> Bundle:  # noqa: ANN001
-    """Write the manifest for files already in `directory` and return the (unrenamed) bundle."""
-    from ..bundle import SourceInfo
-
-    height, width = model.input_size
-    batch = -1 if artifact.dynamic_batch else 1
-    spec = InputSpec(name=artifact.input_name, shape=(batch, 3, height, width)).with_layout(artifact.layout)
-    versions = {"edgevision": package_version("edgevision"), **artifact.versions}
-    manifest = Manifest(
-        name=model.name, task=getattr(model, "task", Task.CLASSIFY), format=fmt, precision=precision,
-        model_files=artifact.model_files, input=spec,
-        file_bytes={name: (directory / name).stat().st_size for name in artifact.model_files},
-        outputs=describe_outputs(model, artifact.output_name), num_classes=model.num_classes, preprocess=model.preprocess,
-        labels=tuple(model.labels), source=SourceInfo(architecture=model.architecture, sha256=model.weights_sha256()),
-        versions=versions, parity=parity, compression=dict(model.notes), detection=_detection_spec(model, artifact),
-    )
-    write_manifest(directory, manifest)
-    return Bundle(directory, manifest)
-
-
-def describe_outputs(model: TrainedModel, output_name: str) -> tuple[OutputSpec, ...]:
-    """The manifest's `outputs` for `model`'s task (one tensor for classify and detect)."""
-    task = getattr(model, "task", Task.CLASSIFY)
-    if task is Task.DETECT:
-        height, width = model.input_size
-        strides = model.detection.strides
-        candidates = sum((height // s) * (width // s) for s in strides) if strides else -1
-        return (OutputSpec(name=output_name, shape=(-1, 4 + model.num_classes, candidates), meaning="boxes_scores"),)
-    return (OutputSpec(name=output_name, shape=(-1, model.num_classes), meaning="logits"),)
-
-
-def _detection_spec(model: TrainedModel, artifact: ExportArtifact) -> DetectionSpec | None:
-    detection = getattr(model, "detection", None)
-    return None if detection is None else detection.model_copy(update={"output": artifact.output_name})
-
-
-__all__ = ["EXPORTERS", "ParityConfig", "check_export_request", "export"]
+__all__ = [
+    "EXPORTERS", "BundleChecks", "ParityConfig", "check_export_request", "check_parity", "describe_outputs", "export",
+    "finish_bundle", "write_bundle",
+]

@@ -1,21 +1,33 @@
-"""Parity: does the exported bundle, run by its engine, reproduce the torch model?
+"""Parity: does the exported bundle, run by its engine, reproduce the model it was made from?
 
-Compares logits on sample inputs — real images from a data folder when given (what the
-≥ 99.5 % label-agreement bar is about), else seeded random inputs — and records the result in
-the manifest. A failed check is an error: a bundle that disagrees with its source never ships.
+One entry point, `check_parity`, for every task and every source (a torch model or an ONNX
+file, see `edgevision.source`). It dispatches on the bundle's task to a rule in `PARITY_RULES`:
+
+- classify (here): logits within a tolerance per precision, and top-1 agreement on real images
+  from an image folder when given (the ≥ 99.5 % bar), else on seeded random inputs;
+- detect (`parity_detect`): the export's detections scored as mAP50 against the source's, on
+  the validation split, plus max |Δ| of the raw outputs.
+
+A new task adds one rule (a module with a `ParityRule`) and one `PARITY_RULES.register` line.
+The result is recorded in the manifest; a failed check is an error: a bundle that disagrees
+with its source never ships.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..bundle import Bundle, ParityReport
 from ..data.folder import ImageFolder
 from ..preprocess import preprocess_batch
-from ..types import Layout, Precision
+from ..registry import Registry
+from ..source import ModelSource, ModuleSource, ReferenceOutputs
+from ..types import Layout, Precision, Task
 
 #: Allowed max |logit difference| as a fraction of the largest |logit|, per precision.
 RELATIVE_TOLERANCE = {Precision.FP32: 1e-3, Precision.FP16: 3e-2, Precision.BF16: 3e-2, Precision.INT8: None}
@@ -23,18 +35,93 @@ RELATIVE_TOLERANCE = {Precision.FP32: 1e-3, Precision.FP16: 3e-2, Precision.BF16
 
 @dataclass(frozen=True, kw_only=True)
 class ParityConfig:
-    """`data`: an ImageFolder to compare on (recommended: the validation split)."""
+    """What to compare on and how strictly.
+
+    `data`: the validation split — an ImageFolder for classifiers, a COCO split directory
+    (``images/`` + ``annotations.json``) for detectors. Without it, seeded random inputs.
+    `min_detection_map50` None: by precision (`parity_detect.MIN_DETECTION_MAP50`).
+    """
 
     data: Path | None = None
     max_images: int = 1000
     random_samples: int = 16
     min_top1_agreement: float = 0.995
     relative_tolerance: float | None = None  # None: by precision (RELATIVE_TOLERANCE)
+    min_detection_map50: float | None = None
     seed: int = 0
 
 
+@dataclass(frozen=True, kw_only=True)
+class ParityRule:
+    """How one task's bundles are compared with their source."""
+
+    #: (source, bundle, config, *, precision, runtime, options, reference) -> ParityReport
+    check: Callable[..., ParityReport]
+    #: Open `config.data` for the given labels, so a bad folder fails before anything is exported.
+    open_data: Callable[[Path, Sequence[str]], object]
+    #: One clause for the ParityError: the numbers that failed and where they were measured.
+    describe_failure: Callable[[ParityReport], str]
+
+
+#: The default configuration (seeded random inputs), shared as a value: ParityConfig is frozen.
+DEFAULT_PARITY = ParityConfig()
+
+PARITY_RULES: Registry[ParityRule] = Registry("parity rule")
+PARITY_RULES.register(Task.CLASSIFY.value, "edgevision.export.parity:CLASSIFY_RULE")
+PARITY_RULES.register(Task.DETECT.value, "edgevision.export.parity_detect:DETECT_RULE")
+
+
+def check_parity(
+    source: ModelSource | Any,
+    bundle: Bundle,
+    config: ParityConfig,
+    *,
+    precision: Precision | None = None,
+    runtime: str | None = None,
+    options: Any = None,
+    reference: ReferenceOutputs | None = None,
+) -> ParityReport:
+    """Run `bundle` through its engine and `source` on the same inputs; compare by the bundle's task's rule.
+
+    `precision` is what the engine computes in (default: the bundle's; an fp32 ONNX file built
+    into an int8 TensorRT engine is compared as int8). `runtime`/`options` pick and configure the
+    engine. `reference` shares the source's outputs with the accuracy guard. A bare torch module
+    (the pre-ModelSource call) is described by the bundle's manifest.
+    """
+    if not isinstance(source, ModelSource):
+        source = _module_source(source, bundle)
+    manifest = bundle.manifest
+    rule = parity_rule(manifest.task)
+    return rule.check(
+        source, bundle, config, precision=precision or manifest.precision, runtime=runtime, options=options,
+        reference=reference or ReferenceOutputs(source),
+    )
+
+
+def parity_rule(task: Task) -> ParityRule:
+    return PARITY_RULES.get(Task(task).value)
+
+
+def open_parity_data(config: ParityConfig, *, task: Task, labels: Sequence[str]) -> None:
+    """Open `config.data` as the task's rule will: a missing or broken folder fails before any export work."""
+    if config.data is not None:
+        parity_rule(task).open_data(Path(config.data), labels)
+
+
+def describe_failure(report: ParityReport) -> str:
+    return parity_rule(report.task).describe_failure(report)
+
+
+def engine_inputs(bundle: Bundle, inputs_nchw: np.ndarray) -> np.ndarray:
+    """NCHW float32 samples in the layout the bundle's engine takes (TFLite: NHWC)."""
+    if bundle.manifest.input.layout is Layout.NCHW:
+        return inputs_nchw
+    return np.ascontiguousarray(inputs_nchw.transpose(0, 2, 3, 1))
+
+
+# -- classify ---------------------------------------------------------------------------------
 def sample_inputs(bundle: Bundle, config: ParityConfig) -> tuple[np.ndarray, str]:
-    """NCHW float32 inputs and a description of where they came from."""
+    """NCHW float32 inputs and a description of where they came from (classification)."""
     manifest = bundle.manifest
     nchw = manifest.input.with_layout(Layout.NCHW)
     if config.data is not None:
@@ -66,30 +153,54 @@ def compare_logits(
     return ParityReport(
         samples=len(reference), max_abs_diff=float(diff.max()), mean_abs_diff=float(diff.mean()),
         top1_agreement=agreement, min_top1_agreement=config.min_top1_agreement, engine=engine,
-        engine_precision=engine_precision, passed=bool(close_enough and agrees), data=data,
+        engine_precision=engine_precision, passed=bool(close_enough and agrees), data=data, task=Task.CLASSIFY,
     )
 
 
-def check_parity(module, bundle: Bundle, config: ParityConfig, *, runtime: str | None = None) -> ParityReport:  # noqa: ANN001
-    """Run `bundle` through its engine and the torch `module`; compare."""
-    import torch
-
+def _classify_parity(
+    source: ModelSource,
+    bundle: Bundle,
+    config: ParityConfig,
+    *,
+    precision: Precision,
+    runtime: str | None,
+    options: Any,
+    reference: ReferenceOutputs,
+) -> ParityReport:
     from ..runtimes import load_runtime
 
     inputs, described = sample_inputs(bundle, config)
-    with torch.inference_mode():
-        reference = np.concatenate([module(torch.from_numpy(chunk)).numpy() for chunk in np.array_split(inputs, max(1, len(inputs) // 64))])
-    engine_inputs = inputs if bundle.manifest.input.layout is Layout.NCHW else inputs.transpose(0, 2, 3, 1).copy()
-    with load_runtime(bundle, runtime) as engine:
-        candidate = engine.infer(engine_inputs)
+    expected = reference(inputs)
+    with load_runtime(bundle, runtime, options=options) as engine:
         return compare_logits(
-            reference, candidate, precision=bundle.manifest.precision, config=config,
+            expected, engine.infer(engine_inputs(bundle, inputs)), precision=precision, config=config,
             engine=engine.name, engine_precision=engine.engine_precision, data=described,
         )
 
 
-def describe_failure(report: ParityReport) -> str:
+def _describe_classify_failure(report: ParityReport) -> str:
     return (
         f"top-1 agreement {report.top1_agreement:.2%} (need ≥ {report.min_top1_agreement:.2%}), "
         f"max |Δlogit| {report.max_abs_diff:.3g} on {report.data} through {report.engine} ({report.engine_precision})"
     )
+
+
+CLASSIFY_RULE = ParityRule(
+    check=_classify_parity,
+    open_data=lambda data, labels: ImageFolder.open(data, labels=list(labels)),
+    describe_failure=_describe_classify_failure,
+)
+
+
+def _module_source(module: Any, bundle: Bundle) -> ModelSource:
+    manifest = bundle.manifest
+    return ModuleSource(
+        module, name=manifest.name, labels=list(manifest.labels), preprocess=manifest.preprocess,
+        task=manifest.task, detection=manifest.detection,
+    )
+
+
+__all__ = [
+    "DEFAULT_PARITY", "PARITY_RULES", "RELATIVE_TOLERANCE", "ParityConfig", "ParityRule", "check_parity", "compare_logits",
+    "describe_failure", "open_parity_data", "sample_inputs",
+]

@@ -12,20 +12,20 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ...bundle import Bundle, SourceInfo, atomic_directory, write_manifest
-from ...errors import ConfigError, ParityError
-from ...export.parity import ParityConfig, describe_failure
+from ...bundle import Bundle, atomic_directory
+from ...errors import ConfigError
+from ...export import EXPORTERS
+from ...export.parity import DEFAULT_PARITY, ParityConfig, open_parity_data
+from ...export.writer import AccuracyCheck, BundleChecks, finish_bundle
 from ...registry import Registry
+from ...source import ModelSource, ReferenceOutputs, check_source
 from ...types import Format, Precision, parse_one_enum
 from ..calibration import CalibrationConfig, CalibrationSet
-from ..guard import AccuracyReport, ReferenceLogits, check_accuracy, check_max_drop, check_source_parity
+from ..guard import check_accuracy, check_max_drop
+from ..onnx_input import build_onnx_float_bundle
 from .base import AccuracyControl, Quantizer, QuantizeRequest, QuantizeResult
-
-if TYPE_CHECKING:
-    from ...model import TrainedModel
-    from ..onnx_input import OnnxModel
 
 QUANTIZERS: Registry[Quantizer] = Registry("quantizer", entry_point_group="edgevision.quantizers")
 QUANTIZERS.register("onnxruntime", "edgevision.compress.quantize.onnx:quantize_onnx")
@@ -41,10 +41,10 @@ INT8_MIN_TOP1_AGREEMENT = 0.98
 
 
 def quantize(
-    model: TrainedModel | OnnxModel,
+    model: ModelSource,
     output: str | os.PathLike[str],
     *,
-    format: Format | str,  # noqa: A002 - the user's word for it
+    format: Format | str,
     precision: Precision | str = Precision.INT8,
     calibration: CalibrationConfig | None = None,
     ignored_scope: tuple[str, ...] = (),
@@ -64,7 +64,7 @@ def quantize(
     format's; "tensorrt" makes a TensorRT INT8 ONNX bundle). `parity` defaults to top-1
     agreement ≥ INT8_MIN_TOP1_AGREEMENT on the validation (else calibration) images.
     """
-    _check_source(model)
+    model = check_source(model, what="quantize")
     fmt = parse_one_enum(Format, format, option="format")
     prec = parse_one_enum(Precision, precision, option="precision")
     check_max_drop(max_accuracy_drop)
@@ -112,32 +112,30 @@ def quantize(
 
 
 def build_float_bundle(
-    model: TrainedModel | OnnxModel,
+    model: ModelSource,
     output: str | os.PathLike[str],
     *,
-    format: Format | str,  # noqa: A002
+    format: Format | str,
     precision: Precision | str,
-    parity: ParityConfig = ParityConfig(),
+    parity: ParityConfig = DEFAULT_PARITY,
     validation: Path | None = None,
     max_accuracy_drop: float | None = None,
     overwrite: bool = False,
 ) -> Bundle:
     """An FP32/FP16 bundle of a torch or ONNX model, with the same guard and parity steps as INT8."""
-    from ...export import EXPORTERS
-    from ..onnx_input import OnnxModel, float_artifact
-
-    _check_source(model)
+    model = check_source(model, what="build_float_bundle")
     fmt = parse_one_enum(Format, format, option="format")
     prec = parse_one_enum(Precision, precision, option="precision")
     if prec is Precision.INT8:
         raise ConfigError("INT8 needs calibration images: use edgevision.compress.quantize.quantize.")
-    if not isinstance(model, OnnxModel) and prec not in EXPORTERS.module_attribute(fmt.value, "PRECISIONS"):
+    checks = BundleChecks(parity=parity, accuracy=_accuracy_check(model, validation, max_accuracy_drop, what=prec))
+    if model.framework == "onnx":
+        return build_onnx_float_bundle(model, output, format=fmt, precision=prec, checks=checks, overwrite=overwrite)
+    if prec not in EXPORTERS.module_attribute(fmt.value, "PRECISIONS"):
         raise ConfigError(f"{fmt.value} export does not support {prec.value}.")
+    open_parity_data(parity, task=model.task, labels=model.labels)
     with atomic_directory(output, overwrite=overwrite) as workdir:
-        if isinstance(model, OnnxModel):
-            artifact = float_artifact(model, workdir, format=fmt, precision=prec)
-        else:
-            artifact = EXPORTERS.get(fmt.value)(model, workdir, precision=prec)
+        artifact = EXPORTERS.get(fmt.value)(model, workdir, precision=prec)
         note = "FP16 weights (float32 inputs and outputs)" if prec is Precision.FP16 else ""
         result = QuantizeResult(artifact=artifact, summary=note, file_precision=prec, engine_precision=prec)
         _finish(model, workdir, result, fmt, parity=parity, validation=validation, max_accuracy_drop=max_accuracy_drop)
@@ -145,7 +143,7 @@ def build_float_bundle(
 
 
 def _finish(
-    model: Any,
+    model: ModelSource,
     workdir: Path,
     result: QuantizeResult,
     fmt: Format,
@@ -153,59 +151,48 @@ def _finish(
     parity: ParityConfig,
     validation: Path | None,
     max_accuracy_drop: float | None,
-) -> None:
-    """Manifest, accuracy guard, parity, final manifest: raising anywhere discards `workdir`."""
+) -> Bundle:
+    """`finish_bundle` for a quantiser's result: its note, engine and precision; raising anywhere discards `workdir`."""
     notes = dict(model.notes)
     if result.summary:
         notes["quantize"] = result.summary
-    bundle = _write(workdir, model, result, fmt, notes=notes)
-    reference = ReferenceLogits(model)
-    accuracy: AccuracyReport | None = None
-    if max_accuracy_drop is not None and validation is not None:
-        accuracy = check_accuracy(
-            model, bundle, validation=validation, max_accuracy_drop=max_accuracy_drop, runtime=result.runtime,
-            options=result.runtime_options, what=result.engine_precision.value.upper(), reference=reference,
-        )
-        notes["accuracy"] = accuracy.summary()
-    report = check_source_parity(
-        model, bundle, parity, precision=result.engine_precision, runtime=result.runtime, options=result.runtime_options,
-        reference=reference,
+    hint = (
+        " Use more representative calibration images or keep sensitive layers in float (ignored_scope)."
+        if result.engine_precision is Precision.INT8 else ""
     )
-    _write(workdir, model, result, fmt, notes=notes, parity=report)
-    if not report.passed:
-        hint = (
-            " Use more representative calibration images or keep sensitive layers in float (ignored_scope)."
-            if result.engine_precision is Precision.INT8 else ""
-        )
-        raise ParityError(
-            f"{fmt.value} {result.engine_precision.value} bundle failed parity: {describe_failure(report)}. "
-            f"Nothing was written.{hint}"
-        )
+    checks = BundleChecks(
+        parity=parity, runtime=result.runtime, runtime_options=result.runtime_options, failure_hint=hint,
+        accuracy=_accuracy_check(
+            model, validation, max_accuracy_drop, what=result.engine_precision, runtime=result.runtime,
+            options=result.runtime_options,
+        ),
+    )
+    return finish_bundle(
+        workdir, model, result.artifact, format=fmt, file_precision=result.file_precision,
+        engine_precision=result.engine_precision, notes=notes, checks=checks,
+    )
 
 
-def _write(workdir: Path, model: Any, result: QuantizeResult, fmt: Format, *, notes: dict[str, str], parity: Any = None) -> Bundle:
-    """write_bundle (export's manifest writer), then the notes and, for an ONNX source, its framework."""
-    from ...export import write_bundle
-    from ..onnx_input import OnnxModel
+def _accuracy_check(
+    model: ModelSource,
+    validation: Path | None,
+    max_accuracy_drop: float | None,
+    *,
+    what: Precision,
+    runtime: str | None = None,
+    options: object = None,
+) -> AccuracyCheck | None:
+    """The accuracy guard as a step of `finish_bundle`, or None when no budget was given."""
+    if validation is None or max_accuracy_drop is None:
+        return None
 
-    bundle = write_bundle(workdir, model, result.artifact, fmt, result.file_precision, parity=parity)
-    update: dict[str, Any] = {"compression": notes}
-    if isinstance(model, OnnxModel):
-        update["source"] = SourceInfo(architecture=None, sha256=bundle.manifest.source.sha256, framework="onnx")
-    manifest = bundle.manifest.model_copy(update=update)
-    write_manifest(workdir, manifest)
-    return Bundle(workdir, manifest)
+    def check(bundle: Bundle, reference: ReferenceOutputs) -> str:
+        return check_accuracy(
+            model, bundle, validation=validation, max_accuracy_drop=max_accuracy_drop, runtime=runtime,
+            options=options, what=what.value.upper(), reference=reference,
+        ).summary()
 
-
-def _check_source(model: Any) -> None:
-    from ...model import TrainedModel
-    from ..onnx_input import OnnxModel
-
-    if not isinstance(model, TrainedModel | OnnxModel):
-        raise ConfigError(
-            f"quantize takes a TrainedModel (edgevision.TrainedModel.load) or an OnnxModel "
-            f"(edgevision.compress.onnx_input.OnnxModel.open), not {type(model).__name__}."
-        )
+    return check
 
 
 def int8_speed_verdict(fp32_result: Any, int8_result: Any) -> str:

@@ -4,18 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-from ...export.base import ExportArtifact, package_version
+from ...export.base import ExportArtifact, output_name_for, package_version
 from ...runtimes.base import RuntimeOptions
+from ...source import ModelSource
 from ...types import Layout, Precision
 from ..calibration import CalibrationSet
-
-if TYPE_CHECKING:
-    from ...model import TrainedModel
-    from ..onnx_input import OnnxModel
-
-    Source = TrainedModel | OnnxModel
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,18 +51,18 @@ class Quantizer(Protocol):
     def __call__(self, source: Any, directory: Path, *, request: QuantizeRequest) -> QuantizeResult: ...
 
 
-def write_source_onnx(source: Any, path: Path) -> ExportArtifact:
+def write_source_onnx(source: ModelSource, path: Path) -> ExportArtifact:
     """The FP32 ONNX graph of `source` (torch model: TorchScript export; ONNX model: a copy) at `path`."""
-    from ..onnx_input import OnnxModel
-
-    if isinstance(source, OnnxModel):
+    if source.framework == "onnx":
         source.write_fp32(path)
         return source.artifact()
     from ...export.onnx import OPSET, write_fp32_onnx
 
     write_fp32_onnx(source, path)
     versions = {"torch": package_version("torch"), "onnx": package_version("onnx"), "opset": str(OPSET)}
-    return ExportArtifact((path.name,), "input", "logits", layout=Layout.NCHW, dynamic_batch=True, versions=versions)
+    return ExportArtifact(
+        (path.name,), "input", output_name_for(source), layout=Layout.NCHW, dynamic_batch=True, versions=versions
+    )
 
 
 def ignored_note(ignored_scope: tuple[str, ...]) -> str:

@@ -20,9 +20,7 @@ FORMAT = Format.TFLITE
 
 def quantize_tflite(source: Any, directory: Path, *, request: QuantizeRequest) -> QuantizeResult:
     """Write a full-integer INT8 ``model.tflite`` (NHWC, batch 1) into `directory`."""
-    from ..onnx_input import OnnxModel
-
-    if isinstance(source, OnnxModel):
+    if source.framework != "torch":
         raise CompressionError(
             f"{source.name} is an ONNX model; TFLite conversion needs the torch model (litert-torch). "
             "Quantise it for onnx or openvino instead."

@@ -1,0 +1,121 @@
+"""Detection parity: the export's detections against the source model's, on the validation images.
+
+Both raw outputs go through the SAME device post-processing (`edgevision.tasks.detect`: decode,
+NMS, letterbox back to image pixels, the bundle's deployment score threshold), so the check is
+about what a user would see. Agreement is COCO mAP50 of the export's detections with the
+source's detections as ground truth (`edgevision.metrics.detection.agreement_map50`); max and
+mean |Δ| of the raw outputs are recorded beside it. Below the bar for the engine's precision
+(`MIN_DETECTION_MAP50`) the bundle fails.
+
+The report's `top1_agreement` / `min_top1_agreement` carry the same agreement and bar as
+`detection_map50` / `min_detection_map50`, so `passed` reads the same way for every task and a
+reader that knows only classification reports still shows the number that decided.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..bundle import Bundle, ParityReport
+from ..preprocess import Letterbox, letterbox_geometry, preprocess_batch
+from ..source import ModelSource, ReferenceOutputs
+from ..types import Layout, Precision, Task
+from .parity import ParityConfig, ParityRule, engine_inputs
+
+if TYPE_CHECKING:
+    from ..data.coco import CocoDetections
+
+#: Least agreement mAP50 (export vs source detections) per engine precision. INT8 is provisional:
+#: detector quantisation (head in float, an mAP guard) comes with the next issue and sets its own bar.
+MIN_DETECTION_MAP50 = {Precision.FP32: 0.99, Precision.FP16: 0.98, Precision.BF16: 0.98, Precision.INT8: 0.9}
+
+
+def detection_samples(
+    bundle: Bundle, config: ParityConfig
+) -> tuple[np.ndarray, list[Letterbox], list[tuple[int, int]], str]:
+    """NCHW float32 inputs, each image's letterbox, original (h, w) sizes, and where the inputs came from.
+
+    With `config.data` (a COCO split): up to `max_images` of its images, a seeded subset when there
+    are more. Without: seeded random inputs of the model's size (their boxes are in input pixels).
+    """
+    manifest = bundle.manifest
+    nchw = manifest.input.with_layout(Layout.NCHW)
+    if config.data is not None:
+        dataset = _open_coco(Path(config.data), manifest.labels)
+        count = min(len(dataset), config.max_images)
+        chosen = range(count) if count == len(dataset) else sorted(
+            np.random.default_rng(config.seed).choice(len(dataset), size=count, replace=False).tolist()
+        )
+        images = [dataset.image(i) for i in chosen]
+        sizes = [(int(image.shape[0]), int(image.shape[1])) for image in images]
+        letterboxes = [letterbox_geometry(h, w, manifest.preprocess) for h, w in sizes]
+        return preprocess_batch(images, manifest.preprocess, nchw), letterboxes, sizes, f"{config.data} ({count} images"
+    height, width = nchw.height, nchw.width
+    inputs = np.random.default_rng(config.seed).standard_normal((config.random_samples, 3, height, width), dtype=np.float32)
+    box = letterbox_geometry(height, width, manifest.preprocess)
+    sizes = [(height, width)] * config.random_samples
+    return inputs, [box] * config.random_samples, sizes, f"random ({config.random_samples} samples"
+
+
+def _detect_parity(
+    source: ModelSource,
+    bundle: Bundle,
+    config: ParityConfig,
+    *,
+    precision: Precision,
+    runtime: str | None,
+    options: Any,
+    reference: ReferenceOutputs,
+) -> ParityReport:
+    from ..metrics.detection import agreement_map50
+    from ..runtimes import load_runtime
+    from ..tasks.detect import postprocess_batch
+
+    manifest = bundle.manifest
+    inputs, letterboxes, sizes, described = detection_samples(bundle, config)
+    expected = reference(inputs)
+    with load_runtime(bundle, runtime, options=options) as engine:
+        candidate = engine.infer_outputs(engine_inputs(bundle, inputs))[manifest.detection.output]
+        engine_name, engine_precision = engine.name, engine.engine_precision
+    if candidate.shape != expected.shape:
+        from ..errors import ParityError
+
+        raise ParityError(
+            f"{engine_name} returned raw detections of shape {candidate.shape}, the source {expected.shape}: the "
+            "exported graph is not the source's. Re-export the bundle."
+        )
+    source_detections = postprocess_batch(expected, manifest, letterboxes)
+    export_detections = postprocess_batch(candidate, manifest, letterboxes)
+    agreement = float(agreement_map50(source_detections, export_detections, sizes))
+    bar = config.min_detection_map50 if config.min_detection_map50 is not None else MIN_DETECTION_MAP50[precision]
+    found = sum(len(d.scores) for d in source_detections)
+    diff = np.abs(expected.astype(np.float64) - candidate.astype(np.float64))
+    return ParityReport(
+        samples=len(inputs), max_abs_diff=float(diff.max()), mean_abs_diff=float(diff.mean()),
+        top1_agreement=agreement, min_top1_agreement=bar, engine=engine_name, engine_precision=engine_precision,
+        passed=agreement >= bar, data=f"{described}, {found} source detections)", task=Task.DETECT,
+        detection_map50=agreement, min_detection_map50=bar,
+    )
+
+
+def _describe_detect_failure(report: ParityReport) -> str:
+    return (
+        f"detection agreement mAP50 {report.detection_map50:.4f} (need ≥ {report.min_detection_map50:.4f}), "
+        f"max |Δ raw output| {report.max_abs_diff:.3g} on {report.data} through {report.engine} "
+        f"({report.engine_precision})"
+    )
+
+
+def _open_coco(data: Path, labels: Sequence[str]) -> CocoDetections:
+    from ..data.coco import CocoDetections
+
+    return CocoDetections.open(data, labels=list(labels))
+
+
+DETECT_RULE = ParityRule(check=_detect_parity, open_data=_open_coco, describe_failure=_describe_detect_failure)
+
+__all__ = ["DETECT_RULE", "MIN_DETECTION_MAP50", "detection_samples"]

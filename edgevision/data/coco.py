@@ -74,7 +74,7 @@ class CocoDetections:
         """
         annotation_path = _annotation_file(Path(path))
         coco = _load_json(annotation_path)
-        images_root = _images_dir(annotation_path, images_dir)
+        images_root = _images_dir(annotation_path, images_dir, coco.get("images"))
         categories = _categories(coco["categories"], annotation_path, labels)
         category_ids = tuple(cid for cid, _ in categories)
         images = _images(coco["images"], annotation_path, images_root, check_images=check_images)
@@ -181,7 +181,11 @@ def _load_json(path: Path) -> dict:
     return coco
 
 
-def _images_dir(annotation_path: Path, images_dir: str | os.PathLike[str] | None) -> Path:
+def _images_dir(annotation_path: Path, images_dir: str | os.PathLike[str] | None, entries: object = None) -> Path:
+    """`images_dir`, else images/ beside the JSON (COCO's own layout), else the JSON's folder.
+
+    Tools differ on whether file names include "images/": the first entry's file decides.
+    """
     if images_dir is not None:
         chosen = Path(images_dir)
         if not chosen.is_dir():
@@ -189,6 +193,9 @@ def _images_dir(annotation_path: Path, images_dir: str | os.PathLike[str] | None
                             f"{annotation_path} are relative to.")
         return chosen
     beside = annotation_path.parent / "images"
+    first = entries[0].get("file_name") if isinstance(entries, list) and entries and isinstance(entries[0], dict) else None
+    if isinstance(first, str) and not (beside / first).is_file() and (annotation_path.parent / first).is_file():
+        return annotation_path.parent
     return beside if beside.is_dir() else annotation_path.parent
 
 

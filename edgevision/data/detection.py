@@ -52,8 +52,9 @@ REGIONS = {
 }
 _INK_THRESHOLD = 0.3  # alpha at or above this is visible ink: it defines the box
 _MIN_VISIBLE = 0.7  # an occluded digit keeps at least this share of its ink
-_MIN_CONTRAST = 100.0  # luma levels between the ink and the mean of the background under it
-_MIN_DISTANCE = 150.0  # and BGR distance, so a green digit on green leaves of the same brightness is refused
+_MIN_CONTRAST = 80.0  # luma levels between the ink and the mean of the background under it
+_MIN_DISTANCE = 130.0  # BGR distance from 95 % of the background pixels under the ink
+_COLOUR_TRIES = 32
 _LUMA = np.array([0.114, 0.587, 0.299], np.float32)  # BGR weights
 
 
@@ -295,16 +296,20 @@ class _Painter:
         alpha = cv2.resize(padded, size, interpolation=cv2.INTER_CUBIC)
         return np.clip((alpha - 0.15) / 0.45, 0.0, 1.0)  # firm strokes, soft edges
 
-    def _ink_colour(self, patch: np.ndarray) -> np.ndarray:
-        """A random BGR colour far from the patch's mean colour in brightness and in colour."""
-        mean = patch.reshape(-1, 3).mean(axis=0)
-        background = float(mean @ _LUMA)
-        for _ in range(100):
-            colour = self.rng.uniform(0, 255, size=3).astype(np.float32)
-            if (abs(float(colour @ _LUMA) - background) >= _MIN_CONTRAST
-                    and float(np.linalg.norm(colour - mean)) >= _MIN_DISTANCE):
-                return colour
-        return np.full(3, 0.0 if background > 127 else 255.0, np.float32)
+    def _ink_colour(self, under_ink: np.ndarray) -> np.ndarray:
+        """A random BGR colour that stands out from (nearly) every background pixel under the ink.
+
+        Judged per pixel, not on the mean: a digit half on a bright petal and half on dark leaves needs a
+        colour far from both (the 5th-percentile distance), plus brightness contrast to the mean.
+        """
+        pixels = under_ink.reshape(-1, 3)[:: max(1, len(under_ink) // 128)]
+        colours = self.rng.uniform(0, 255, size=(_COLOUR_TRIES, 3)).astype(np.float32)
+        squared = (colours**2).sum(axis=1)[:, None] + (pixels**2).sum(axis=1)[None, :] - 2 * colours @ pixels.T
+        fifth = len(pixels) // 20  # the 5th-percentile pixel's distance
+        nearly_all = np.sqrt(np.partition(squared, fifth, axis=1)[:, fifth])
+        brightness = np.abs(colours @ _LUMA - float(pixels.mean(axis=0) @ _LUMA))
+        good = np.flatnonzero((nearly_all >= _MIN_DISTANCE) & (brightness >= _MIN_CONTRAST))
+        return colours[good[0]] if good.size else colours[int(np.argmax(nearly_all + brightness))]
 
     def paint(self, background: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int, int, int, int]]]:
         """(image, [(x0, y0, x1, y1, class, digit sample)]) with boxes tight around each digit's visible ink."""
@@ -324,7 +329,8 @@ class _Painter:
                 placed.append(candidate)
                 window = canvas[candidate.window]
                 mask = candidate.alpha[..., None]
-                window[:] = window * (1 - mask) + self._ink_colour(window) * mask
+                colour = self._ink_colour(window[candidate.alpha >= _INK_THRESHOLD])
+                window[:] = window * (1 - mask) + colour * mask
                 break
         objects = [(*p.box(), p.label, p.sample) for p in placed]
         return np.clip(np.rint(canvas), 0, 255).astype(np.uint8), objects

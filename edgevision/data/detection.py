@@ -29,6 +29,9 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -196,39 +199,76 @@ def _generate(out: Path, settings: _Settings) -> None:
     photos = _photos()
     crop_range = _crop_heights(photos, settings.image_size)
     regions_px = {}
-    for number, part in enumerate(SPLITS):
-        rng = np.random.default_rng([settings.seed, number])
-        order = rng.permutation(pools[part])  # cycle through the split's digits so each is used evenly
-        painter = _Painter(settings, digits.images, digits.target, order, rng)
-        images, annotations = [], []
-        (out / part / "images").mkdir(parents=True)
-        for index in range(settings.counts[number]):
-            name, photo = photos[int(rng.integers(len(photos)))]
-            background, crop, flipped = _background(photo, REGIONS[part], crop_range, settings.image_size, rng)
-            image, objects = painter.paint(background)
-            file_name = f"{index:06d}.png"
-            if not cv2.imwrite(str(out / part / "images" / file_name), image):
-                raise OSError(f"Could not write {out / part / 'images' / file_name}.")
-            image_id = index + 1
-            height, width = settings.image_size
-            images.append({"id": image_id, "file_name": file_name, "width": width, "height": height,
-                           "background": {"photo": name, "crop_xywh": crop, "flipped": flipped}})
-            for x0, y0, x1, y1, label, sample in objects:
-                annotations.append({
-                    "id": len(annotations) + 1, "image_id": image_id, "category_id": label + 1,
-                    "bbox": [x0, y0, x1 - x0, y1 - y0], "area": (x1 - x0) * (y1 - y0), "iscrowd": 0,
-                    "digit_index": sample,
-                })
-        regions_px[part] = {name: _region_pixels(photo.shape, REGIONS[part]) for name, photo in photos}
-        coco = {
-            "info": {"description": f"edgevision generated detection data, {part} split",
-                     "background_regions_xyxy": regions_px[part], "digit_indices": pools[part].tolist()},
-            "images": images,
-            "annotations": annotations,
-            "categories": [{"id": k + 1, "name": label} for k, label in enumerate(LABELS)],
-        }
-        (out / part / ANNOTATIONS).write_text(json.dumps(coco))
+    with _png_writer() as write:
+        for number, part in enumerate(SPLITS):
+            regions_px[part] = _generate_split(out, settings, number, digits, pools[part], photos, crop_range, write)
     (out / _STAMP).write_text(json.dumps({"settings": _stamp(settings), "background_regions_xyxy": regions_px}))
+
+
+def _generate_split(out: Path, settings: _Settings, number: int, digits, pool: np.ndarray, photos, crop_range,
+                    write: Callable[[Path, np.ndarray], None]) -> dict[str, list[int]]:
+    """Paint and write one split; returns its background region in each photo's pixels."""
+    part = SPLITS[number]
+    height, width = settings.image_size
+    rng = np.random.default_rng([settings.seed, number])
+    order = rng.permutation(pool)  # cycle through the split's digits so each is used evenly
+    painter = _Painter(settings, digits.images, digits.target, order, rng)
+    images, annotations = [], []
+    (out / part / "images").mkdir(parents=True)
+    for index in range(settings.counts[number]):
+        name, photo = photos[int(rng.integers(len(photos)))]
+        background, crop, flipped = _background(photo, REGIONS[part], crop_range, settings.image_size, rng)
+        image, objects = painter.paint(background)
+        file_name = f"{index:06d}.png"
+        write(out / part / "images" / file_name, image)
+        image_id = index + 1
+        images.append({"id": image_id, "file_name": file_name, "width": width, "height": height,
+                       "background": {"photo": name, "crop_xywh": crop, "flipped": flipped}})
+        for x0, y0, x1, y1, label, sample in objects:
+            annotations.append({
+                "id": len(annotations) + 1, "image_id": image_id, "category_id": label + 1,
+                "bbox": [x0, y0, x1 - x0, y1 - y0], "area": (x1 - x0) * (y1 - y0), "iscrowd": 0,
+                "digit_index": sample,
+            })
+    regions = {name: _region_pixels(photo.shape, REGIONS[part]) for name, photo in photos}
+    coco = {
+        "info": {"description": f"edgevision generated detection data, {part} split",
+                 "background_regions_xyxy": regions, "digit_indices": pool.tolist()},
+        "images": images,
+        "annotations": annotations,
+        "categories": [{"id": k + 1, "name": label} for k, label in enumerate(LABELS)],
+    }
+    (out / part / ANNOTATIONS).write_text(json.dumps(coco))
+    return regions
+
+
+@contextmanager
+def _png_writer(*, threads: int = 2, pending: int = 16) -> Iterator[Callable[[Path, np.ndarray], None]]:
+    """write(path, image), encoding PNGs on `threads` threads (OpenCV releases the GIL) while the caller paints.
+
+    At most `pending` images wait in memory; a failed write raises at the next write or on leaving.
+    """
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    queue: deque[Future] = deque()
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="edgevision-png") as pool:
+        def write(path: Path, image: np.ndarray) -> None:
+            if len(queue) >= pending:
+                queue.popleft().result()
+            queue.append(pool.submit(_write_png, path, image))
+
+        try:
+            yield write
+            while queue:
+                queue.popleft().result()
+        finally:
+            for future in queue:
+                future.cancel()
+
+
+def _write_png(path: Path, image: np.ndarray) -> None:
+    if not cv2.imwrite(str(path), image):
+        raise OSError(f"Could not write {path}: check the disk has space and the folder is writable.")
 
 
 def _region_pixels(shape: tuple[int, ...], region: tuple[float, float, float, float]) -> list[int]:

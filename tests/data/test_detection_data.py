@@ -70,6 +70,16 @@ def test_no_digit_sample_or_background_region_is_shared_between_splits(tiny):
             assert x0 <= x and y0 <= y and x + w <= x1 and y + h <= y1, (part, image)
 
 
+def test_digit_split_is_the_classification_demo_split(tiny, tmp_path):
+    """A detector whose backbone starts from the digits classifier never saw a test digit through it either."""
+    from edgevision.data.digits import make_digits_folder
+
+    folders = make_digits_folder(tmp_path / "digits", size=8)
+    for part in SPLITS:
+        in_folder = {int(p.stem) for p in getattr(folders, part).rglob("*.png")}
+        assert in_folder == set(_coco(getattr(tiny, part))["info"]["digit_indices"]), part
+
+
 def test_boxes_are_tight_around_the_visible_ink_and_overlap_at_most_max_iou(tiny):
     photos = dict(detection._photos())
     coco = _coco(tiny.train)

@@ -101,8 +101,9 @@ def make_detection_dataset(
 
     `counts` is (train, val, test) images; `object_height` the digits' ink height range in pixels;
     `max_iou` the most two boxes in one image may overlap. `val_fraction`/`test_fraction` split the
-    digit samples (as `make_digits_folder` does). Written into a hidden temporary dir under `root`
-    and moved into place only when complete, stamp last, so an interrupted run is simply redone.
+    digit samples (as `make_digits_folder` does). A digit that finds no place keeping `max_iou` in 30
+    tries is left out, so a crowded image may hold fewer than drawn. Written into a hidden temporary dir
+    under `root` and moved into place only when complete, stamp last, so an interrupted run is redone.
     """
     settings = _validated(seed, image_size, counts, objects_per_image, object_height, max_iou,
                           val_fraction, test_fraction)
@@ -111,21 +112,38 @@ def make_detection_dataset(
     if _is_current(root, settings):
         return splits
     root.mkdir(parents=True, exist_ok=True)
-    for leftover in root.glob(".building-*"):  # a killed earlier run
-        shutil.rmtree(leftover, ignore_errors=True)
-    building = Path(tempfile.mkdtemp(prefix=".building-", dir=root))
-    try:
-        _generate(building, settings)
-        if _is_current(root, settings):  # another process finished the same data meanwhile
+    with _exclusive(root / ".lock"):  # two processes asking for the same root: one writes, the other reuses
+        if _is_current(root, settings):
             return splits
-        (root / _STAMP).unlink(missing_ok=True)  # no stamp while the splits are swapped
-        for part in SPLITS:
-            shutil.rmtree(root / part, ignore_errors=True)
-            (building / part).rename(root / part)
-        (building / _STAMP).rename(root / _STAMP)
-    finally:
-        shutil.rmtree(building, ignore_errors=True)
+        for leftover in root.glob(".building-*"):  # a killed earlier run
+            shutil.rmtree(leftover, ignore_errors=True)
+        building = Path(tempfile.mkdtemp(prefix=".building-", dir=root))
+        try:
+            _generate(building, settings)
+            (root / _STAMP).unlink(missing_ok=True)  # no stamp while the splits are swapped
+            for part in SPLITS:
+                shutil.rmtree(root / part, ignore_errors=True)
+                (building / part).rename(root / part)
+            (building / _STAMP).rename(root / _STAMP)
+        finally:
+            shutil.rmtree(building, ignore_errors=True)
     return splits
+
+
+@contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    """An advisory file lock where the OS has one (fcntl: Linux, macOS); a no-op elsewhere."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(lock_path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _validated(seed, image_size, counts, objects_per_image, object_height, max_iou, val_fraction,

@@ -123,7 +123,7 @@ def test_generation_is_deterministic_reused_and_seed_dependent(tiny, tmp_path):
     assert stamp.stat().st_mtime_ns == written  # same settings: reused, not rewritten
     other = make_detection_dataset(tmp_path / "again", seed=1, counts=COUNTS)  # new settings: rewritten
     assert _coco(other.test)["annotations"] != _coco(tiny.test)["annotations"]
-    assert sorted(p.name for p in other.root.iterdir()) == ["detection.json", "test", "train", "val"]
+    assert sorted(p.name for p in other.root.iterdir()) == [".lock", "detection.json", "test", "train", "val"]
 
 
 def test_an_interrupted_generation_leaves_nothing_behind(tmp_path, monkeypatch):
@@ -139,7 +139,17 @@ def test_an_interrupted_generation_leaves_nothing_behind(tmp_path, monkeypatch):
     monkeypatch.setattr(detection._Painter, "paint", broken)
     with pytest.raises(KeyboardInterrupt):
         make_detection_dataset(tmp_path / "data", counts=COUNTS)
-    assert list((tmp_path / "data").iterdir()) == []
+    assert [p.name for p in (tmp_path / "data").iterdir()] == [".lock"]
+
+
+def test_two_callers_at_once_get_one_complete_data_set(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: make_detection_dataset(tmp_path, counts=(3, 2, 2)), range(2)))
+    assert results[0] == results[1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "detection.json", "test", "train", "val"]
+    assert len(CocoDetections.open(results[0].train)) == 3
 
 
 @pytest.mark.parametrize("bad", [{"counts": (0, 1, 1)}, {"image_size": (16, 16)}, {"object_height": (24, 200)},

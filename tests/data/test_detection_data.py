@@ -152,6 +152,15 @@ def test_two_callers_at_once_get_one_complete_data_set(tmp_path):
     assert len(CocoDetections.open(results[0].train)) == 3
 
 
+@pytest.mark.parametrize("image_size", [(256, 256), (320, 240), (96, 400)])
+def test_other_image_sizes(tmp_path, image_size):
+    splits = make_detection_dataset(tmp_path, counts=(2, 1, 1), image_size=image_size, object_height=(16, 40))
+    data = CocoDetections.open(splits.test)
+    image, target = next(iter(data))
+    assert image.shape == (*image_size, 3) and (target.height, target.width) == image_size
+    assert len(target.class_ids) >= 1
+
+
 @pytest.mark.parametrize("bad", [{"counts": (0, 1, 1)}, {"image_size": (16, 16)}, {"object_height": (24, 200)},
                                  {"objects_per_image": (3, 2)}, {"max_iou": 1.0}, {"test_fraction": 0.9}])
 def test_bad_settings_are_config_errors(tmp_path, bad):

@@ -174,6 +174,15 @@ def test_annotations_load_in_pycocotools(tiny):
     coco = coco_module.COCO(str(tiny.test / "annotations.json"))
     assert len(coco.getImgIds()) == COUNTS[2]
     assert [c["name"] for c in coco.loadCats(coco.getCatIds())] == list(LABELS)
+    from pycocotools.cocoeval import COCOeval
+
+    truth = [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": 1.0}
+             for a in coco.dataset["annotations"]]
+    evaluator = COCOeval(coco, coco.loadRes(truth), "bbox")  # the ground truth as detections scores a perfect 1
+    evaluator.evaluate()
+    evaluator.accumulate()
+    evaluator.summarize()
+    assert evaluator.stats[0] == pytest.approx(1.0) and evaluator.stats[1] == pytest.approx(1.0)
 
 
 def test_coco_detections_reads_our_split(tiny):
@@ -224,6 +233,16 @@ def test_coco_detections_reads_any_coco_file(tmp_path):
     assert data.category_ids == (3, 5)
     assert [t.class_ids.tolist() for t in data.targets] == [[1], [0]]  # the crowd box is not a target
     assert data.image(1).shape == (40, 50, 3)
+    coco = data.subset(1).coco_dict()
+    assert [im["id"] for im in coco["images"]] == [7] and [a["id"] for a in coco["annotations"]] == [1]
+
+
+def test_coco_dict_fills_a_missing_area_for_the_evaluator(tmp_path):
+    path = _small_coco(tmp_path / "s")
+    raw = json.loads(path.read_text())
+    del raw["annotations"][0]["area"]
+    path.write_text(json.dumps(raw))
+    assert CocoDetections.open(path).coco_dict()["annotations"][0]["area"] == 50.0
 
 
 def _break(path: Path, how: str) -> None:
@@ -245,6 +264,8 @@ def _break(path: Path, how: str) -> None:
         coco["annotations"][1]["category_id"] = 4
     elif how == "unknown image":
         coco["annotations"][1]["image_id"] = 8
+    elif how == "repeated annotation id":
+        coco["annotations"][1]["id"] = 1
     elif how == "no categories key":
         del coco["categories"]
     path.write_text(json.dumps(coco))
@@ -259,6 +280,7 @@ def _break(path: Path, how: str) -> None:
     ("bbox empty", "non-positive width or height"),
     ("unknown category", "category_id 4"),
     ("unknown image", "image_id 8"),
+    ("repeated annotation id", "annotations[1] has id 1, missing or used before"),
     ("no categories key", "no 'categories' list"),
 ])
 def test_each_broken_coco_file_is_one_clear_data_error(tmp_path, how, says):

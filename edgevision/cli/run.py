@@ -36,7 +36,10 @@ def run_command(
         1, "--workers", "-w", min=1,
         help="Frames inferred at once, sharing the engine threads: more throughput, more latency per frame.",
     ),
-    top_k: int = typer.Option(5, "--top-k", "-k", min=1, help="Labels kept per frame."),
+    top_k: int = typer.Option(5, "--top-k", "-k", min=1, help="Labels kept per frame (classifiers)."),
+    score_threshold: float = typer.Option(
+        None, "--score-threshold", min=0.0, max=1.0, help="Detectors: keep objects scoring at least this (default: the bundle's)."
+    ),
     jsonl: Path | None = typer.Option(None, "--jsonl", help="Write one JSON line per frame to this file."),
     save_video: Path | None = typer.Option(None, "--save-video", help="Write an annotated .mp4 (mp4v) here."),
     max_frames: int | None = typer.Option(None, "--max-frames", "-n", min=1, help="Stop after this many frames."),
@@ -64,7 +67,7 @@ def run_command(
         err_console.print("[yellow]note:[/] no display here (headless or OpenCV without GUI); not showing a window.")
         display = False
     status = _StatusLine()
-    config = StreamConfig(head=HeadOptions(top_k=top_k), max_frames=max_frames, workers=workers)
+    config = StreamConfig(head=HeadOptions(top_k=top_k, score_threshold=score_threshold), max_frames=max_frames, workers=workers)
     options = stream_options(resolve_runtime(loaded, runtime_name), threads, workers)
     with _log_to(err_console), load_runtime(loaded, runtime_name, options=options) as engine:
         sinks: list[Sink] = []

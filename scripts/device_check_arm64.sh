@@ -51,7 +51,8 @@ bash $ROOT_SCRIPT run /bin/bash -euo pipefail -c "
   echo \"   (ONNX Runtime prints cpuinfo errors: /sys is left unmounted on purpose, see scripts/arm64_root.sh)\"
   /opt/venv/bin/python device_run_bundles.py bundles bundles/data --out arm64.json \
     --reference reference-onnx.json --reference reference-tflite.json \
-    --require tflite-fp32 --require tflite-int8 --require onnx-int8 --require onnx-fp32 --max-images $ARM64_IMAGES
+    --require tflite-fp32 --require tflite-int8 --require onnx-int8 --require onnx-fp32 \
+    --require onnx-detect --require tflite-detect --max-images $ARM64_IMAGES
 "
 cp "$CHECK/arm64.json" "$WORK/arm64.json"
 echo "== device-check-arm64 passed: root $((root_ready - start)) s, install + run $((SECONDS - root_ready)) s, total $((SECONDS - start)) s"

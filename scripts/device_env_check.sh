@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Show that a device needs only numpy, (any) OpenCV and one engine, on the Pythons and numpys boards have:
-#  1. build small ONNX and TFLite bundles (FP32 and INT8) with the full workstation env;
+#  1. build small ONNX and TFLite bundles (FP32 and INT8 classifiers, an FP32 detector) with the full workstation env;
 #  2. x86 reference: Python 3.11 venvs holding edgevision[opencv,onnx] / [opencv,tflite] and nothing else,
 #     through constraints.txt (numpy 2, OpenCV 5): the workstation's pins;
 #  3. a Jetson-like venv: Python 3.10 (JetPack 6) with numpy 1.26 and OpenCV 4.x, both engines, no constraints file:
@@ -58,9 +58,9 @@ if [ ! -f "$WORK/reference-tflite.json" ]; then
   echo "== x86 reference: Python 3.11 device venvs through constraints.txt"
   device_venv py311-onnx python3 -c constraints.txt ".[opencv,onnx]"
   "$WORK/venv-py311-onnx/bin/python" $RUNNER "$WORK/bundles" "$WORK/bundles/data" --out "$WORK/reference-onnx.json" \
-    --require onnx-fp32 --require onnx-int8
+    --require onnx-fp32 --require onnx-int8 --require onnx-detect
   tflite_required=()
-  [ -d "$WORK/bundles/tflite-fp32" ] && tflite_required=(--require tflite-fp32 --require tflite-int8)
+  [ -d "$WORK/bundles/tflite-fp32" ] && tflite_required=(--require tflite-fp32 --require tflite-int8 --require tflite-detect)
   device_venv py311-tflite python3 -c constraints.txt ".[opencv,tflite]"
   "$WORK/venv-py311-tflite/bin/python" $RUNNER "$WORK/bundles" "$WORK/bundles/data" --out "$WORK/reference-tflite.json" \
     "${tflite_required[@]}"
@@ -72,5 +72,6 @@ echo "== Jetson-like device venv: $($PY310 --version), numpy 1.26, both engines,
 device_venv py310-numpy1 "$PY310" "numpy==1.26.4" ".[opencv,onnx,tflite]"
 "$WORK/venv-py310-numpy1/bin/python" $RUNNER "$WORK/bundles" "$WORK/bundles/data" --out "$WORK/py310-numpy1.json" \
   --reference "$WORK/reference-onnx.json" --reference "$WORK/reference-tflite.json" \
-  --require onnx-fp32 --require onnx-int8 --require tflite-fp32 --require tflite-int8
+  --require onnx-fp32 --require onnx-int8 --require tflite-fp32 --require tflite-int8 \
+  --require onnx-detect --require tflite-detect
 echo "== device-check passed (WORK=$WORK)"

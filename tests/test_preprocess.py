@@ -57,3 +57,47 @@ def test_bad_images_are_clear_errors():
         preprocess_image([[0]], spec)
     with pytest.raises(errors.InputError, match="No images"):
         preprocess_batch([], spec, InputSpec(name="x", shape=(-1, 3, 16, 16)))
+
+
+# -- letterbox (detectors) -----------------------------------------------------------------------
+
+
+def _letterbox_spec(size: tuple[int, int] = (160, 160)):  # noqa: ANN202
+    from edgevision.bundle import PreprocessSpec
+    from edgevision.types import ResizePolicy
+
+    return PreprocessSpec(size=size, resize=ResizePolicy.LETTERBOX, stride=32, mean=(0, 0, 0), std=(1, 1, 1))
+
+
+def test_letterbox_keeps_the_aspect_ratio_and_pads_with_the_pad_value() -> None:
+    from edgevision.preprocess import letterbox_geometry, preprocess_image
+
+    spec = _letterbox_spec()
+    image = np.full((240, 320, 3), 255, dtype=np.uint8)
+    box = letterbox_geometry(240, 320, spec)
+    assert (box.scale, box.resized, box.top, box.left) == (0.5, (120, 160), 20, 0)
+    pixels = preprocess_image(image, spec)
+    assert pixels.shape == (160, 160, 3)
+    np.testing.assert_allclose(pixels[:20], 114 / 255, atol=1e-6)  # padding above
+    np.testing.assert_allclose(pixels[140:], 114 / 255, atol=1e-6)  # and below
+    np.testing.assert_allclose(pixels[20:140], 1.0, atol=1e-6)  # the image, scaled
+
+
+def test_letterbox_boxes_map_back_to_the_original_frame() -> None:
+    from edgevision.preprocess import letterbox_geometry
+
+    box = letterbox_geometry(480, 640, _letterbox_spec((192, 192)))
+    original = np.array([[0, 0, 640, 480], [100.5, 40, 300, 250]], dtype=np.float32)
+    np.testing.assert_allclose(box.to_source(box.to_input(original)), original, atol=1e-4)
+    # a box inside the top padding (above the picture) clips to the frame's top edge: zero height
+    x1, y1, x2, y2 = box.to_source(np.array([[0, 0, 5, 5]]))[0].tolist()
+    assert (y1, y2) == (0, 0) and x2 == pytest.approx(5 / box.scale)
+
+
+def test_letterbox_size_must_be_a_multiple_of_the_stride() -> None:
+    import pydantic
+
+    from edgevision.bundle import PreprocessSpec
+
+    with pytest.raises(pydantic.ValidationError, match="multiple of the model's stride 32"):
+        PreprocessSpec(size=(100, 160), resize="letterbox", stride=32)

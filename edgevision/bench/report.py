@@ -8,32 +8,64 @@ from pathlib import Path
 
 from rich.table import Table
 
-from .result import BenchReport
+from .result import BenchReport, BenchResult, LatencyStats
 
 
 def to_table(report: BenchReport, *, title: str = "edgevision bench") -> Table:
     base = report.rows[report.baseline]
     table = Table(title=title, title_justify="left", caption=f"speed-up vs {base.label} (median latency per image)")
-    for header in ("bundle", "runtime", "engine prec.", "thr", "p50 ms", "p90 ms", "p99 ms", "mean±std ms",
-                   "img/s", "speed-up", "peak RSS MB", "size MB", accuracy_header(report)):
+    detect = _has_detection(report)
+    headers = ["bundle", "runtime", "engine prec.", "thr", "p50 ms", "p90 ms", "p99 ms", "mean±std ms"]
+    headers += ["post p50 ms", "e2e p50 ms"] if detect else []
+    headers += ["img/s", "speed-up", "peak RSS MB", "size MB", accuracy_header(report)]
+    headers += [f"mAP50 ({_splits(report)})" if _splits(report) else "mAP50"] if detect else []
+    for header in headers:
         table.add_column(header, justify="left" if header in {"bundle", "runtime", "engine prec."} else "right")
     for index, row in enumerate(report.rows):
         lat = row.latency
-        accuracy = "—" if row.accuracy is None else f"{row.accuracy:.2%}"
         speedup = f"{report.speedup(row):.2f}×"
-        table.add_row(
+        cells = [
             row.name, row.runtime, row.engine_precision, "def" if row.threads is None else str(row.threads),
             f"{lat.p50_ms:.3f}", f"{lat.p90_ms:.3f}", f"{lat.p99_ms:.3f}", f"{lat.mean_ms:.3f}±{lat.std_ms:.3f}",
+        ]
+        cells += [_p50(row.postprocess), _p50(row.end_to_end)] if detect else []
+        cells += [
             f"{row.throughput_ips:.0f}", f"[bold]{speedup}[/]" if index != report.baseline else "1.00× (base)",
-            f"{row.peak_rss_mb:.0f}", f"{row.size_mb:.2f}", accuracy,
-        )
+            f"{row.peak_rss_mb:.0f}", f"{row.size_mb:.2f}", _metric(row),
+        ]
+        cells += [_percent(row.metrics.get("mAP50"))] if detect else []
+        table.add_row(*cells)
     return table
 
 
 def accuracy_header(report: BenchReport) -> str:
-    """ "top-1 (test)": the accuracy column names the split it was measured on."""
-    splits = sorted({row.accuracy_split for row in report.rows if row.accuracy is not None and row.accuracy_split})
-    return f"top-1 ({', '.join(splits)})" if splits else "top-1"
+    """ "top-1 (test)", "mAP50-95 (test)": the accuracy column names its metric and the split it was measured on."""
+    metrics = sorted({row.metric for row in report.rows}) or ["top-1"]
+    splits = _splits(report)
+    return f"{' / '.join(metrics)} ({splits})" if splits else " / ".join(metrics)
+
+
+def _splits(report: BenchReport) -> str:
+    return ", ".join(sorted({row.accuracy_split for row in report.rows if row.accuracy is not None and row.accuracy_split}))
+
+
+def _has_detection(report: BenchReport) -> bool:
+    return any(row.task == "detect" for row in report.rows)
+
+
+def _p50(stats: LatencyStats | None) -> str:
+    return "—" if stats is None else f"{stats.p50_ms:.3f}"
+
+
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2%}"
+
+
+def _metric(row: BenchResult) -> str:
+    """Top-1 as a percentage; mAP as the 0..1 number detection papers print."""
+    if row.accuracy is None:
+        return "—"
+    return f"{row.accuracy:.2%}" if row.metric == "top-1" else f"{row.accuracy:.3f}"
 
 
 def write_json(report: BenchReport, path: Path) -> Path:
@@ -48,7 +80,7 @@ def write_json(report: BenchReport, path: Path) -> Path:
 
 CSV_COLUMNS = ("name", "runtime", "format", "precision", "engine_precision", "threads", "batch_size", "p50_ms", "p90_ms",
                "p99_ms", "mean_ms", "std_ms", "throughput_ips", "speedup_vs_baseline", "peak_rss_mb", "size_mb", "accuracy",
-               "engine_config", "accuracy_split")
+               "engine_config", "accuracy_split", "task", "metric", "map50", "postprocess_p50_ms", "end_to_end_p50_ms")
 
 
 def write_csv(report: BenchReport, path: Path) -> Path:
@@ -62,7 +94,10 @@ def write_csv(report: BenchReport, path: Path) -> Path:
                 f"{lat.p50_ms:.4f}", f"{lat.p90_ms:.4f}", f"{lat.p99_ms:.4f}", f"{lat.mean_ms:.4f}", f"{lat.std_ms:.4f}",
                 f"{row.throughput_ips:.2f}", f"{report.speedup(row):.3f}", f"{row.peak_rss_mb:.1f}", f"{row.size_mb:.3f}",
                 "" if row.accuracy is None else f"{row.accuracy:.4f}", format_engine_config(row.engine_config),
-                row.accuracy_split or "",
+                row.accuracy_split or "", row.task, row.metric,
+                "" if "mAP50" not in row.metrics else f"{row.metrics['mAP50']:.4f}",
+                "" if row.postprocess is None else f"{row.postprocess.p50_ms:.4f}",
+                "" if row.end_to_end is None else f"{row.end_to_end.p50_ms:.4f}",
             ])
     return path
 
@@ -74,17 +109,20 @@ def format_engine_config(config: dict[str, str | int | bool | None]) -> str:
 
 def to_markdown(report: BenchReport) -> str:
     """A Markdown table (for README / docs)."""
-    header = ("| bundle | runtime | engine precision | threads | p50 ms | p90 ms | img/s | speed-up | peak RSS MB | "
-              f"size MB | {accuracy_header(report)} |")
-    lines = [header,
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    detect = _has_detection(report)
+    columns = ["bundle", "runtime", "engine precision", "threads", "p50 ms", "p90 ms"]
+    columns += ["post-processing p50 ms", "end-to-end p50 ms"] if detect else []
+    columns += ["img/s", "speed-up", "peak RSS MB", "size MB", accuracy_header(report)]
+    columns += ["mAP50"] if detect else []
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in report.rows:
-        accuracy = "—" if row.accuracy is None else f"{row.accuracy:.2%}"
-        lines.append(
-            f"| {row.name} | {row.runtime} | {row.engine_precision} | {row.threads or 'default'} | {row.latency.p50_ms:.3f} | "
-            f"{row.latency.p90_ms:.3f} | {row.throughput_ips:.0f} | {report.speedup(row):.2f}× | {row.peak_rss_mb:.0f} | "
-            f"{row.size_mb:.2f} | {accuracy} |"
-        )
+        cells = [row.name, row.runtime, row.engine_precision, str(row.threads or "default"),
+                 f"{row.latency.p50_ms:.3f}", f"{row.latency.p90_ms:.3f}"]
+        cells += [_p50(row.postprocess), _p50(row.end_to_end)] if detect else []
+        cells += [f"{row.throughput_ips:.0f}", f"{report.speedup(row):.2f}×", f"{row.peak_rss_mb:.0f}",
+                  f"{row.size_mb:.2f}", _metric(row)]
+        cells += [_percent(row.metrics.get("mAP50"))] if detect else []
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -66,6 +66,13 @@ class BenchResult:
     engine_precision_detail: dict[str, object] = field(default_factory=dict)
     accuracy_split: str | None = None  # the split `accuracy` is measured on (e.g. "test"), named by the caller
     samples_ms: list[float] = field(default_factory=list, repr=False)
+    task: str = "classify"  # the bundle's task; `accuracy` is its headline metric, named by `metric`
+    metric: str = "top-1"  # what `accuracy` is: "top-1" (classify), "mAP50-95" (detect)
+    metrics: dict[str, float] = field(default_factory=dict)  # the task's other figures, e.g. {"mAP50": 0.93}
+    # Detect: post-processing (decode + NMS) alone, and preprocess + inference + post-processing, per image
+    # of the measured split (batch 1); `latency` stays inference alone.
+    postprocess: LatencyStats | None = None
+    end_to_end: LatencyStats | None = None
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -76,6 +83,8 @@ class BenchResult:
             raise ValueError(f"memory/size must be positive, got rss {self.peak_rss_mb}, size {self.size_mb}")
         if self.accuracy is not None and not 0.0 <= self.accuracy <= 1.0:
             raise ValueError(f"accuracy must be within [0, 1], got {self.accuracy}")
+        if any(not 0.0 <= value <= 1.0 for value in self.metrics.values()):
+            raise ValueError(f"metrics must be within [0, 1], got {self.metrics}")
         bad = {k: v for k, v in self.engine_config.items() if v is not None and not isinstance(v, str | int | float)}
         if bad:
             raise ValueError(f"engine_config values must be str, int, bool or None (JSON and CSV), got {bad}")

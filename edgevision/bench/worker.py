@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from ..bundle import Bundle
-from ..data.folder import ImageFolder
 from ..runtimes import RUNTIMES, RuntimeOptions, load_runtime
 from .result import BenchResult, LatencyStats
+from .task_metrics import TaskMeasurement, measure_task
 
 
 @dataclass(frozen=True)
@@ -44,9 +44,7 @@ def run_row(job: RowJob, tick=None) -> BenchResult:  # noqa: ANN001 - tick: call
             samples.append((time.perf_counter() - start) * 1000.0)
             if tick and (i + 1) % 10 == 0:
                 tick("timing", 10)
-        accuracy, counted = (None, None)
-        if job.data:
-            accuracy, counted = _accuracy(engine, job.data, bundle, job.max_images, tick)
+        measured = measure_task(engine, job.data, max_images=job.max_images, tick=tick) if job.data else None
         engine_precision = engine.engine_precision
         detail = engine.precision_report.to_dict()
         engine_config = dict(engine.engine_config)
@@ -56,9 +54,21 @@ def run_row(job: RowJob, tick=None) -> BenchResult:  # noqa: ANN001 - tick: call
         precision=bundle.manifest.precision.value, runtime=job.runtime, engine_precision=engine_precision,
         threads=job.threads, batch_size=job.batch_size, latency=stats,
         throughput_ips=1000.0 * job.batch_size / stats.mean_ms, peak_rss_mb=peak_rss_mb(),
-        size_mb=bundle.size_bytes / 1e6, accuracy=accuracy, accuracy_images=counted, engine_config=engine_config,
-        engine_precision_detail=detail, samples_ms=samples,
+        size_mb=bundle.size_bytes / 1e6, engine_config=engine_config, engine_precision_detail=detail, samples_ms=samples,
+        task=bundle.manifest.task.value, **_measured_fields(measured),
     )
+
+
+def _measured_fields(measured: TaskMeasurement | None) -> dict:
+    if measured is None:
+        return {}
+    stats = {
+        key: LatencyStats.from_samples(samples)
+        for key, samples in (("postprocess", measured.postprocess_ms), ("end_to_end", measured.end_to_end_ms))
+        if samples
+    }
+    return {"accuracy": measured.value, "accuracy_images": measured.images, "metric": measured.name,
+            "metrics": dict(measured.extras), **stats}
 
 
 def row_options(job: RowJob) -> RuntimeOptions:
@@ -72,18 +82,6 @@ def row_options(job: RowJob) -> RuntimeOptions:
         if bundle_batch in (-1, job.batch_size):
             settings["static_batch"] = job.batch_size
     return options_type(threads=job.threads, **settings)
-
-
-def _accuracy(engine, data: str, bundle: Bundle, max_images: int | None, tick) -> tuple[float, int]:  # noqa: ANN001
-    folder = ImageFolder.open(data, labels=bundle.manifest.labels)
-    if max_images:
-        folder = folder.subset(max_images)
-    correct = 0
-    for images, labels in folder.batches(32):
-        correct += int(np.sum(engine.predict(images).argmax(1) == labels))
-        if tick:
-            tick("accuracy", len(labels))
-    return correct / len(folder), len(folder)
 
 
 def peak_rss_mb() -> float:
@@ -101,7 +99,9 @@ def peak_rss_mb() -> float:
 def result_from_dict(data: dict) -> BenchResult:
     """Rebuild a BenchResult sent from a worker process as JSON."""
     data = dict(data)
-    data["latency"] = LatencyStats(**data["latency"])
+    for key in ("latency", "postprocess", "end_to_end"):
+        if data.get(key) is not None:
+            data[key] = LatencyStats(**data[key])
     return BenchResult(**data)
 
 

@@ -29,8 +29,9 @@ def demo(
     threads: int = typer.Option(2, help="Threads for every engine in the bench."),
     iterations: int = typer.Option(200, help="Timed calls per bench row."),
     compress: bool = typer.Option(True, help="Then prune 50 % of MACs, distil, quantise to INT8 and bench again."),
+    detect: bool = typer.Option(True, help="Then the detection demo: digits on photos, a small detector, every engine."),
 ) -> None:
-    """Train the digits model, export every format × precision, bench all; then compress and bench again."""
+    """Train the digits classifier, export every format × precision, bench all; compress and bench again; then detection."""
     import shutil
 
     from ..bench import BenchConfig, bench
@@ -81,6 +82,11 @@ def demo(
     console.print(f"reports: {', '.join(str(p) for p in written.values())}")
     if compress:
         _compress(model, out, wanted, threads=threads, iterations=iterations)
+    if detect:
+        from .demo_detect import detection_demo
+
+        detect_precisions = [p for p in parse_enum_list(Precision, precisions, option="precision") if p is not Precision.INT8]
+        detection_demo(out, formats=wanted, precisions=detect_precisions, threads=threads, iterations=iterations)
 
 
 def _compress(model, out: Path, formats, *, threads: int, iterations: int) -> None:  # noqa: ANN001

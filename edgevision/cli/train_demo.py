@@ -17,13 +17,24 @@ def train_demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Folder for data/ (train, val, test), model.pt and train.json."),
     arch: str = typer.Option("resnet18", help="torchvision architecture (resnet18, mobilenet_v3_small, ...)."),
     size: int = typer.Option(32, help="Input size (pixels, square)."),
-    epochs: int = typer.Option(6, help="Training epochs."),
+    epochs: int = typer.Option(None, help="Training epochs (default: 6 for classify, the detector's own for detect)."),
     threads: int = typer.Option(None, help="torch threads (default: all cores)."),
     seed: int = typer.Option(0),
+    task: str = typer.Option("classify", help="classify (digits ImageFolder) or detect (digits on photos, COCO; FCOS)."),
 ) -> None:
-    """Write scikit-learn's digits as an ImageFolder and train a classifier on it (random init)."""
+    """Write a digits data set and train a model on it from random init: a classifier, or with --task detect a detector."""
+    from ..types import Task, parse_one_enum
     from .console import console
     from .training import describe_training, train_with_progress
 
+    if parse_one_enum(Task, task, option="task") is Task.DETECT:
+        from .demo_detect import train_detector_with_progress
+
+        _, report = train_detector_with_progress(out, threads=threads, seed=seed, epochs=epochs)
+        console.print(f"[green]✓[/] detector: test mAP50 {report.test_map50:.3f}, mAP50-95 {report.test_map50_95:.3f} "
+                      f"(held out); val chose epoch {report.best_epoch}/{report.epochs} in {report.seconds:.0f} s → "
+                      f"{report.checkpoint}")
+        return
+    epochs = epochs or 6
     model_path, report = train_with_progress(out, arch=arch, size=size, epochs=epochs, threads=threads, seed=seed)
     console.print(f"[green]✓[/] {arch} @ {size}×{size}: {describe_training(report)} → {model_path}")

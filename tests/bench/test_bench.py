@@ -52,7 +52,8 @@ def test_isolated_row_reports_its_own_memory(onnx_bundle, tmp_path):
     written = save_report(report, tmp_path)
     assert json.loads(written["json"].read_text())["rows"][0]["engine_config"] == row.engine_config
     header, line = written["csv"].read_text().splitlines()[:2]
-    assert header.split(",")[-2:] == ["engine_config", "accuracy_split"] and "spinning=True" in line and "threads=1" in line
+    assert {"engine_config", "accuracy_split", "task", "metric"} <= set(header.split(","))
+    assert "spinning=True" in line and "threads=1" in line and ",classify,top-1," in line
 
 
 def test_openvino_row_runs_a_static_shape_model_for_its_fixed_batch(trained_model, digits, tmp_path_factory):

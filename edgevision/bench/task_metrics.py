@@ -1,0 +1,98 @@
+"""The task's accuracy metric through the engine, one measurement per task (registry keyed by Task).
+
+Classify: top-1 on an image folder. Detect: COCO mAP50-95 and mAP50 (pycocotools) on a COCO
+split, with the device's own post-processing timed apart from inference — on a Pi, decoding and
+NMS over thousands of candidates is a real cost, so it gets its own column — and end to end
+(preprocess + inference + post-processing) per image.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..runtimes.base import Runtime
+from ..types import Task
+
+#: tick(phase, amount): progress reported to the parent process.
+Tick = Callable[[str, int], None] | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskMeasurement:
+    """The headline metric (`name`, `value` in [0, 1]) plus the task's other figures."""
+
+    name: str  # "top-1", "mAP50-95"
+    value: float
+    images: int
+    extras: dict[str, float] = field(default_factory=dict)  # e.g. {"mAP50": 0.93}
+    postprocess_ms: list[float] = field(default_factory=list)  # per image, deployment thresholds
+    end_to_end_ms: list[float] = field(default_factory=list)  # per image: preprocess + inference + post-processing
+
+
+def measure_task(engine: Runtime, data: str | Path, *, max_images: int | None, tick: Tick = None) -> TaskMeasurement:
+    """The bundle's task metric on `data` (an ImageFolder for classify, a COCO split for detect)."""
+    task = engine.bundle.manifest.task
+    measure = MEASUREMENTS.get(task)
+    if measure is None:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"edgevision bench has no accuracy metric for task {task.value}; run it without --data.")
+    return measure(engine, Path(data), max_images, tick)
+
+
+def _top1(engine: Runtime, data: Path, max_images: int | None, tick: Tick) -> TaskMeasurement:
+    from ..data.folder import ImageFolder
+
+    folder = ImageFolder.open(data, labels=engine.bundle.manifest.labels)
+    if max_images:
+        folder = folder.subset(max_images)
+    correct = 0
+    for images, labels in folder.batches(32):
+        correct += int(np.sum(engine.predict(images).argmax(1) == labels))
+        if tick:
+            tick("accuracy", len(labels))
+    return TaskMeasurement(name="top-1", value=correct / len(folder), images=len(folder))
+
+
+def _coco_map(engine: Runtime, data: Path, max_images: int | None, tick: Tick) -> TaskMeasurement:
+    """Each test image once, batch 1, as a camera feeds a device: timed in three steps, then scored."""
+    from ..data.coco import CocoDetections
+    from ..metrics.detection import EVAL_SCORE_THRESHOLD, coco_map
+    from ..preprocess import letterbox_geometry, preprocess_batch
+    from ..tasks.detect import postprocess_batch
+
+    manifest = engine.bundle.manifest
+    dataset = CocoDetections.open(data, labels=manifest.labels)
+    if max_images:
+        dataset = dataset.subset(max_images)
+    output = manifest.detection.output
+    scored, post_ms, total_ms = [], [], []
+    for image, _target in dataset:
+        start = time.perf_counter()
+        batch = preprocess_batch([image], manifest.preprocess, engine.input_spec)
+        raw = engine.infer_outputs(batch)[output]
+        inferred = time.perf_counter()
+        boxes = [letterbox_geometry(*image.shape[:2], manifest.preprocess)]
+        postprocess_batch(raw, manifest, boxes)  # what the device runs: the deployment thresholds
+        done = time.perf_counter()
+        post_ms.append((done - inferred) * 1000.0)
+        total_ms.append((done - start) * 1000.0)
+        scored.extend(postprocess_batch(raw, manifest, boxes, score_threshold=EVAL_SCORE_THRESHOLD))
+        if tick:
+            tick("accuracy", 1)
+    metrics = coco_map(dataset, scored)
+    return TaskMeasurement(
+        name="mAP50-95", value=metrics.map50_95, images=metrics.images, extras={"mAP50": metrics.map50},
+        postprocess_ms=post_ms, end_to_end_ms=total_ms,
+    )
+
+
+MEASUREMENTS: dict[Task, Callable[[Runtime, Path, int | None, Tick], TaskMeasurement]] = {
+    Task.CLASSIFY: _top1,
+    Task.DETECT: _coco_map,
+}

@@ -89,10 +89,11 @@ class Detections:
         return tuple(self.labels[k] if self.labels else str(k) for k in self.class_ids.tolist())
 
     def counts(self) -> dict[str, int]:
-        """Objects per label, most frequent first."""
-        names, counts = np.unique(np.array(self.label_names, dtype=object), return_counts=True)
-        order = np.argsort(-counts, kind="stable")
-        return {str(names[i]): int(counts[i]) for i in order}
+        """Objects per label, most frequent first (ties: the label with the best box first)."""
+        counts: dict[str, int] = {}
+        for name in self.label_names:
+            counts[name] = counts.get(name, 0) + 1
+        return dict(sorted(counts.items(), key=lambda item: -item[1]))
 
     def to_dicts(self) -> list[dict[str, Any]]:
         """JSON-ready: one {"box": [x1, y1, x2, y2] (original pixels), "score", "class_id", "label"} per object."""

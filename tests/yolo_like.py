@@ -81,3 +81,37 @@ def make_yolo_onnx(
     proto.producer_name = "pytorch"
     onnx.save(proto, str(path))
     return path
+
+
+def make_classifier_onnx(path: Path, *, labels: tuple[str, ...] = tuple("0123456789"), imgsz: tuple[int, int] = (64, 96),
+                         seed: int = 0) -> Path:
+    """A tiny ONNX classifier (one [N, classes] logits output, `names` metadata): the wrong model for --task detect."""
+    import onnx
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          nn.Linear(8, len(labels))).eval()
+    torch.onnx.export(model, (torch.zeros(1, 3, *imgsz),), str(path), dynamo=False, opset_version=17,
+                      input_names=["images"], output_names=["logits"],
+                      dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}})
+    proto = onnx.load(str(path))
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = "names", "{" + ", ".join(f"{i}: {label!r}" for i, label in enumerate(labels)) + "}"
+    onnx.save(proto, str(path))
+    return path
+
+
+def without_metadata(source: Path, path: Path, *keys: str) -> Path:
+    """A copy of the ONNX file at `source` with the metadata_props `keys` removed (as some exporters write it)."""
+    import onnx
+
+    proto = onnx.load(str(source))
+    kept = [(p.key, p.value) for p in proto.metadata_props if p.key not in keys]
+    del proto.metadata_props[:]
+    for key, value in kept:
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(proto, str(path))
+    return path

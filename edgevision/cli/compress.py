@@ -22,7 +22,8 @@ def compress_command(
     data: Path = typer.Option(
         None, "--data", "-d",
         help="Folder with train/ (fits) and val/ (chooses) image folders, and optionally test/ (held out: the reported "
-        "accuracy). Without test/ the report says its accuracy is on val, the selection set.",
+        "accuracy). Without test/ the report says its accuracy is on val, the selection set. --task detect: COCO "
+        "splits (each images/ + annotations.json).",
     ),
     test: Path = typer.Option(
         None, "--test", help="Held-out image folder for the reported accuracy, if not DIR/test (overrides the recipe's)."

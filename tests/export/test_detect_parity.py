@@ -159,6 +159,17 @@ def test_check_parity_compares_a_bundle_to_another_source(detector, coco_val, tm
     assert report.detection_map50 < report.min_detection_map50 == MIN_DETECTION_MAP50[Precision.FP32]
 
 
+def test_parity_in_small_batches_is_the_same(detector, coco_val, tmp_path, monkeypatch) -> None:
+    """The split is read a batch at a time (memory); the report must not depend on the batch size."""
+    from edgevision.export import parity_detect
+
+    bundle = export(detector, tmp_path / "b", format="onnx", parity=ParityConfig(data=coco_val))
+    monkeypatch.setattr(parity_detect, "PARITY_BATCH", 3)
+    report = check_parity(detector, bundle, ParityConfig(data=coco_val))
+    assert report.model_dump(exclude={"mean_abs_diff"}) == bundle.manifest.parity.model_dump(exclude={"mean_abs_diff"})
+    assert report.mean_abs_diff == pytest.approx(bundle.manifest.parity.mean_abs_diff)
+
+
 def test_a_broken_split_fails_before_anything_is_exported(detector, tmp_path) -> None:
     (tmp_path / "val").mkdir()
     with pytest.raises(errors.DataError):

@@ -74,15 +74,22 @@ class CocoDetections:
         """
         annotation_path = _annotation_file(Path(path))
         coco = _load_json(annotation_path)
-        images_root = _images_dir(annotation_path, images_dir)
+        images_root = _images_dir(annotation_path, images_dir, coco.get("images"))
         categories = _categories(coco["categories"], annotation_path, labels)
         category_ids = tuple(cid for cid, _ in categories)
         images = _images(coco["images"], annotation_path, images_root, check_images=check_images)
         boxes: dict[int, list[list[float]]] = {image_id: [] for image_id in images}
         classes: dict[int, list[int]] = {image_id: [] for image_id in images}
         index_of = {cid: k for k, cid in enumerate(category_ids)}
+        annotation_ids: set[int] = set()
         for number, entry in enumerate(coco["annotations"]):
             image_id, category, box = _annotation(entry, number, annotation_path, images, index_of)
+            if not _is_int(entry.get("id")) or entry["id"] in annotation_ids:
+                raise DataError(
+                    f"{annotation_path}: annotations[{number}] has id {entry.get('id')!r}, missing or used before: "
+                    "evaluators index annotations by id. Give each annotation its own integer id."
+                )
+            annotation_ids.add(entry["id"])
             if entry.get("iscrowd", 0):
                 continue
             boxes[image_id].append(box)
@@ -146,12 +153,19 @@ class CocoDetections:
                               _coco=self._coco)
 
     def coco_dict(self) -> dict:
-        """The COCO dict of just these images (e.g. for pycocotools' COCO() on a subset)."""
+        """The COCO dict of just these images, ready for an evaluator (pycocotools' COCO() on a subset).
+
+        An annotation without 'area' (hand-made files often omit it; COCOeval needs it for its size
+        ranges) gets the box area w·h, as box-only COCO exports write it. The file is not changed.
+        """
         keep = set(self.image_ids)
         return {
             **{k: v for k, v in self._coco.items() if k not in ("images", "annotations")},
             "images": [image for image in self._coco["images"] if image["id"] in keep],
-            "annotations": [a for a in self._coco["annotations"] if a["image_id"] in keep],
+            "annotations": [
+                a if "area" in a else {**a, "area": float(a["bbox"][2]) * float(a["bbox"][3])}
+                for a in self._coco["annotations"] if a["image_id"] in keep
+            ],
         }
 
 
@@ -181,7 +195,11 @@ def _load_json(path: Path) -> dict:
     return coco
 
 
-def _images_dir(annotation_path: Path, images_dir: str | os.PathLike[str] | None) -> Path:
+def _images_dir(annotation_path: Path, images_dir: str | os.PathLike[str] | None, entries: object = None) -> Path:
+    """`images_dir`, else images/ beside the JSON (COCO's own layout), else the JSON's folder.
+
+    Tools differ on whether file names include "images/": the first entry's file decides.
+    """
     if images_dir is not None:
         chosen = Path(images_dir)
         if not chosen.is_dir():
@@ -189,6 +207,9 @@ def _images_dir(annotation_path: Path, images_dir: str | os.PathLike[str] | None
                             f"{annotation_path} are relative to.")
         return chosen
     beside = annotation_path.parent / "images"
+    first = entries[0].get("file_name") if isinstance(entries, list) and entries and isinstance(entries[0], dict) else None
+    if isinstance(first, str) and not (beside / first).is_file() and (annotation_path.parent / first).is_file():
+        return annotation_path.parent
     return beside if beside.is_dir() else annotation_path.parent
 
 
@@ -215,8 +236,8 @@ def _categories(entries: list, path: Path, labels: Sequence[str] | None) -> list
     names = [name for _, name in categories]
     if labels is not None and list(labels) != names:
         raise DataError(
-            f"{path}'s categories (by id) are {names}, but the labels given are {list(labels)}. Use the model trained "
-            "on these categories, or pass labels in category-id order."
+            f"{path}'s categories (by id) are {_short(names)}, but the labels given are {_short(list(labels))}. Use "
+            "the model trained on these categories, or pass labels in category-id order."
         )
     return categories
 
@@ -279,6 +300,6 @@ def _annotation(entry: object, number: int, path: Path, images: dict[int, dict],
     return image_id, index_of[category], [x, y, x + w, y + h]
 
 
-def _short(value: object, limit: int = 120) -> str:
+def _short(value: object, limit: int = 160) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[:limit] + "…"

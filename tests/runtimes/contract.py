@@ -135,3 +135,10 @@ class RuntimeContract:
         model.write_bytes(model.read_bytes()[: model.stat().st_size // 3])
         with pytest.raises(errors.ModelFileError, match="re-export"):
             load_runtime(broken, self.runtime_name)
+
+    def test_a_classifier_asked_for_boxes_says_so(self, runtime, bundle):
+        assert bundle.manifest.task.value == "classify"
+        image = np.zeros((40, 50, 3), dtype=np.uint8)
+        with pytest.raises(errors.ConfigError, match="is a classify model.*predict"):
+            runtime.detect([image])
+        assert list(runtime.infer_outputs(self._batch(runtime, 1))) == [bundle.manifest.output_name]

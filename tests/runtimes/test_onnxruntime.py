@@ -5,6 +5,7 @@ import pytest
 pytest.importorskip("onnxruntime")
 
 from tests.runtimes.contract import RuntimeContract  # noqa: E402
+from tests.runtimes.detect_contract import DetectRuntimeContract  # noqa: E402
 
 
 class TestONNXRuntimeFP32(RuntimeContract):
@@ -52,3 +53,14 @@ def test_stream_options_split_the_threads_between_workers():
     assert stream_options("onnxruntime", None, workers=2).threads == max(1, (os.cpu_count() or 2) // 2)
     with pytest.raises(ConfigError, match="workers"):
         stream_options("onnxruntime", 2, workers=0)
+
+
+class TestONNXRuntimeDetectFP32(DetectRuntimeContract):
+    runtime_name = "onnxruntime"
+    format = "onnx"
+
+
+class TestONNXRuntimeDetectFP16(DetectRuntimeContract):
+    runtime_name = "onnxruntime"
+    format = "onnx"
+    precision = "fp16"

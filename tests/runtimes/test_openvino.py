@@ -12,6 +12,7 @@ from edgevision.bundle import Bundle
 from edgevision.runtimes import load_runtime
 
 from .contract import RuntimeContract
+from .detect_contract import DetectRuntimeContract
 
 ov = pytest.importorskip("openvino")
 
@@ -203,3 +204,14 @@ def test_missing_onnx_file_is_a_model_file_error(tmp_path):
 
     with pytest.raises(errors.ModelFileError, match="does not exist"):
         convert_onnx_to_openvino(tmp_path / "nope.onnx", tmp_path, precision=Precision.FP32)
+
+
+class TestOpenVINODetectFP32(DetectRuntimeContract):
+    runtime_name = "openvino"
+    format = "openvino"
+
+
+class TestOpenVINODetectFP16(DetectRuntimeContract):
+    runtime_name = "openvino"
+    format = "openvino"
+    precision = "fp16"

@@ -16,6 +16,7 @@ from edgevision.runtimes.tflite import TFLiteOptions, import_interpreter  # noqa
 from edgevision.types import Layout  # noqa: E402
 from tests.blocking import run_blocked  # noqa: E402
 from tests.runtimes.contract import RuntimeContract  # noqa: E402
+from tests.runtimes.detect_contract import DetectRuntimeContract  # noqa: E402
 
 
 def _plain_interpreter(path):  # noqa: ANN001, ANN202 - the file as LiteRT sees it, no delegate rewriting
@@ -162,3 +163,8 @@ def test_int8_needs_nchw_calibration_batches(trained_model, tmp_path):
     with pytest.raises(errors.ConfigError, match="NCHW"):
         quantize_tflite_int8(trained_model, tmp_path, [np.zeros((2, 32, 32, 3), dtype=np.float32)])
     assert list(tmp_path.iterdir()) == []
+
+
+class TestTFLiteDetectFP32(DetectRuntimeContract):
+    runtime_name = "tflite"
+    format = "tflite"

@@ -184,3 +184,13 @@ def test_count_objects_example_is_short_and_uses_only_the_public_api():
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("edgevision"):
             assert node.module in {"edgevision", "edgevision.stream", "edgevision.errors", "edgevision.runtimes"}
             assert not any(alias.name.startswith("_") for alias in node.names)
+
+
+def test_the_video_file_example_runs_a_detector_too(detect_bundle, detect_video):
+    done = subprocess.run([sys.executable, str(EXAMPLES / "video_file.py"), "--bundle", str(detect_bundle.path),
+                           "--source", str(detect_video)], capture_output=True, text=True, timeout=300,
+                          cwd=EXAMPLES.parent, check=False)
+    assert done.returncode == 0, done.stderr
+    printed = [line.split(":", 1)[1].strip() for line in done.stdout.splitlines() if line.startswith("frame")]
+    assert printed == ["1 red, 1 blue", "1 red", "1 blue", "no objects"]
+    assert f"{FRAMES} frames via onnxruntime" in done.stdout

@@ -103,7 +103,8 @@ def test_an_onnx_model_is_a_model_source(onnx_model: OnnxModel) -> None:
     batch = np.random.default_rng(0).standard_normal((2, 3, 32, 32), dtype=np.float32)
     np.testing.assert_array_equal(onnx_model.reference_outputs(batch), onnx_model.logits(batch))
     as_detector = dataclasses.replace(onnx_model, task=Task.DETECT)  # the output check follows the task
-    with pytest.raises(ConfigError, match=r"outputs shape \(1, 10\) for one image; a detector's raw head is \(1, 4 \+"):
+    with pytest.raises(ConfigError, match=r"outputs shape \(1, 10\) for one image, which looks like a classifier's "
+                       r"logits; task detect expects a detector's raw head \(1, 4 \+"):
         as_detector._check_output()
 
 

@@ -22,7 +22,8 @@ def compress_command(
     data: Path = typer.Option(
         None, "--data", "-d",
         help="Folder with train/ (fits) and val/ (chooses) image folders, and optionally test/ (held out: the reported "
-        "accuracy). Without test/ the report says its accuracy is on val, the selection set.",
+        "accuracy). Without test/ the report says its accuracy is on val, the selection set. --task detect: COCO "
+        "splits (each images/ + annotations.json).",
     ),
     test: Path = typer.Option(
         None, "--test", help="Held-out image folder for the reported accuracy, if not DIR/test (overrides the recipe's)."
@@ -33,23 +34,31 @@ def compress_command(
     importance: str = typer.Option("l2", help="Pruning importance: l1, l2 or taylor."),
     distill_flag: bool = typer.Option(False, "--distill", help="Distil from the original model after pruning."),
     epochs: int = typer.Option(4, help="Distillation epochs."),
-    quantize: str = typer.Option("int8", "--quantize", help="Target precision: int8, fp16 or fp32."),
-    export_formats: str = typer.Option("onnx,openvino,tflite", "--export", help="Formats to produce."),
+    quantize: str = typer.Option(None, "--quantize", help="Target precision: int8, fp16 or fp32 (default: int8; "
+                                 "fp16 for --task detect, whose INT8 comes with the next release)."),
+    export_formats: str = typer.Option(None, "--export", help="Formats to produce (default: onnx,openvino,tflite; "
+                                       "onnx,openvino for an .onnx file)."),
     max_accuracy_drop: float = typer.Option(0.01, help="Largest top-1 loss allowed vs the original (fraction)."),
     calibration_images: int = typer.Option(300, help="Calibration images for INT8."),
     ignored_scope: str = typer.Option("", help="Comma-separated module names kept in float (e.g. fc)."),
+    task: str = typer.Option(None, "--task", help="ONNX input only: classify or detect (a YOLOv8/YOLO11-style export, "
+                             "--data with COCO splits). Default: the model's metadata 'task', else classify."),
     labels: str = typer.Option(None, help="ONNX input only: comma-separated labels in output order (default: the "
                                "model's metadata, else the data folder's sorted names)."),
     size: str = typer.Option(None, help="ONNX input only: input size as N or HxW (height x width, e.g. 48x192); "
                              "needed when the graph's height/width are dynamic."),
-    color: str = typer.Option("rgb", help="ONNX input only: channel order the model takes: rgb or bgr."),
-    resize: str = typer.Option("resize", help="ONNX input only: resize (stretch to the size) or "
-                               "shorter_side_center_crop (shorter side to --resize-shorter, then a centre crop)."),
+    color: str = typer.Option(None, help="ONNX input only: channel order the model takes: rgb (default) or bgr."),
+    resize: str = typer.Option(None, help="ONNX input only: resize (stretch to the size; the classify default), "
+                               "shorter_side_center_crop (shorter side to --resize-shorter, then a centre crop) or "
+                               "letterbox (keep the aspect ratio, pad 114; the detect default)."),
     resize_shorter: int = typer.Option(None, help="ONNX input only: shorter side before the centre crop "
                                        "(default: the larger of H and W)."),
-    mean: str = typer.Option("0.485,0.456,0.406", help="ONNX input only: per-channel mean, after --scale."),
-    std: str = typer.Option("0.229,0.224,0.225", help="ONNX input only: per-channel std, after --scale."),
-    scale: str = typer.Option("1/255", help="ONNX input only: pixel multiplier before mean/std (1 keeps 0..255)."),
+    mean: str = typer.Option(None, help="ONNX input only: per-channel mean, after --scale (default: ImageNet's "
+                             "0.485,0.456,0.406; detect: 0,0,0 as Ultralytics)."),
+    std: str = typer.Option(None, help="ONNX input only: per-channel std, after --scale (default: ImageNet's "
+                            "0.229,0.224,0.225; detect: 1,1,1)."),
+    scale: str = typer.Option(None, help="ONNX input only: pixel multiplier before mean/std (default 1/255; 1 keeps "
+                              "0..255)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing output folder."),
 ) -> None:
     """Make a model smaller and faster without losing what it learned; fails if accuracy drops too much."""
@@ -69,10 +78,15 @@ def compress_command(
 
         preprocess = preprocess_from_flags(size=size, color=color, resize=resize, resize_shorter=resize_shorter,
                                            mean=mean, std=std, scale=scale)
-        compress_onnx(model, data=data, out=out, quantize=quantize, formats=export_formats, labels=labels,
-                      preprocess=preprocess, max_accuracy_drop=max_accuracy_drop,
-                      calibration_images=calibration_images, force=force, test=test)
+        compress_onnx(model, data=data, out=out, quantize=quantize, formats=export_formats or "onnx,openvino",
+                      labels=labels, preprocess=preprocess, max_accuracy_drop=max_accuracy_drop,
+                      calibration_images=calibration_images, force=force, test=test, task=task)
         return
+    if task is not None:
+        from ..errors import ConfigError
+
+        raise ConfigError("--task is for .onnx input (a checkpoint carries its own task): drop --task.")
+    quantize, export_formats = quantize or "int8", export_formats or "onnx,openvino,tflite"
     recipe_obj = _recipe(recipe, prune_ratio, importance, distill_flag, epochs, quantize, export_formats,
                          max_accuracy_drop, calibration_images, ignored_scope)
     splits = _split(data, test=test) if data else None

@@ -4,6 +4,11 @@ Everything the file cannot say (size when dynamic, labels when its metadata has 
 preprocessing) comes from flags and is recorded in each bundle's manifest. Inputs are checked
 before the output folder exists; INT8 bundles go through the same accuracy guard and get the
 same "is INT8 faster here?" verdict as the torch path.
+
+`--task detect` (or metadata ``task: detect``) takes a YOLOv8/YOLO11-style export and COCO
+splits (train/ val/ [test/], each images/ + annotations.json): FP32/FP16 bundles with detection
+parity on val, then the bench with mAP on test. Preprocessing defaults to Ultralytics' letterbox;
+each flag given still overrides its part.
 """
 
 from __future__ import annotations
@@ -22,39 +27,47 @@ ONNX_REACHABLE = ("onnx", "openvino")
 
 @dataclass(frozen=True, kw_only=True)
 class PreprocessFlags:
-    """The preprocessing flags, parsed; `size` (height, width) is None when the graph is to fix it."""
+    """The preprocessing flags given, parsed; `size` (height, width) is None when the graph is to fix it.
+
+    `fields` holds only the flags the user gave: the rest come from the task's defaults
+    (`spec`'s `base`: PreprocessSpec's own for classify, Ultralytics' letterbox for detect).
+    """
 
     size: tuple[int, int] | None
     fields: tuple[tuple[str, Any], ...]
 
-    def spec(self, size: tuple[int, int]) -> PreprocessSpec:
+    def spec(self, size: tuple[int, int], *, base: PreprocessSpec | None = None) -> PreprocessSpec:
         from pydantic import ValidationError
 
         from ..bundle import PreprocessSpec
         from ..errors import ConfigError
 
+        defaults = base.model_dump() if base is not None else {}
         try:
-            return PreprocessSpec(size=size, **dict(self.fields))
+            return PreprocessSpec(**{**defaults, **dict(self.fields), "size": size})
         except ValidationError as exc:
             error = exc.errors()[0]
-            raise ConfigError(f"Invalid preprocessing ({error['loc'][0]}): {error['msg']}.") from None
+            where = error["loc"][0] if error["loc"] else "size"
+            raise ConfigError(f"Invalid preprocessing ({where}): {error['msg'].removeprefix('Value error, ')}.") from None
 
 
 def preprocess_from_flags(
-    *, size: str | None, color: str, resize: str, resize_shorter: int | None, mean: str, std: str, scale: str,
+    *, size: str | None, color: str | None = None, resize: str | None = None, resize_shorter: int | None = None,
+    mean: str | None = None, std: str | None = None, scale: str | None = None,
 ) -> PreprocessFlags:
-    """Parse the CLI's preprocessing flags (sizes are HxW: height first, as PreprocessSpec.size)."""
+    """Parse the CLI's preprocessing flags (sizes are HxW: height first, as PreprocessSpec.size); None: not given."""
     from ..types import ColorOrder, ResizePolicy, parse_one_enum
 
-    fields: dict[str, Any] = {
-        "color_order": parse_one_enum(ColorOrder, color.upper(), option="color"),
-        "resize": parse_one_enum(ResizePolicy, resize, option="resize"),
+    given: dict[str, Any] = {
+        "color_order": parse_one_enum(ColorOrder, color.upper(), option="color") if color is not None else None,
+        "resize": parse_one_enum(ResizePolicy, resize, option="resize") if resize is not None else None,
         "resize_shorter": resize_shorter,
-        "mean": _floats(mean, option="--mean"),
-        "std": _floats(std, option="--std"),
-        "scale": _number(scale, option="--scale"),
+        "mean": _floats(mean, option="--mean") if mean is not None else None,
+        "std": _floats(std, option="--std") if std is not None else None,
+        "scale": _number(scale, option="--scale") if scale is not None else None,
     }
-    return PreprocessFlags(size=parse_size(size) if size else None, fields=tuple(fields.items()))
+    fields = tuple((key, value) for key, value in given.items() if value is not None)
+    return PreprocessFlags(size=parse_size(size) if size else None, fields=fields)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -89,25 +102,26 @@ def _number(text: str, *, option: str) -> float:
 
 
 def compress_onnx(
-    model: Path, *, data: Path | None, out: Path, quantize: str, formats: str, labels: str | None,
+    model: Path, *, data: Path | None, out: Path, quantize: str | None, formats: str, labels: str | None,
     preprocess: PreprocessFlags, max_accuracy_drop: float, calibration_images: int, force: bool,
-    test: Path | None = None,
+    test: Path | None = None, task: str | None = None,
 ) -> None:
     from ..bench import BenchConfig, bench
     from ..bench.report import save_report, to_table
     from ..bundle import atomic_directory
     from ..compress.calibration import CalibrationConfig
     from ..compress.guard import check_max_drop
-    from ..compress.onnx_input import OnnxModel, export_onnx_model, metadata_labels, read_geometry
+    from ..compress.onnx_input import OnnxModel, export_onnx_model, metadata_labels, read_geometry, resolve_task
     from ..compress.quantize import int8_speed_verdict
     from ..compress.quantize import quantize as quantize_model
     from ..errors import BundleError, ConfigError
     from ..export.parity import ParityConfig
-    from ..types import Format, Precision, parse_enum_list
+    from ..types import Format, Precision, Task, parse_enum_list
     from .console import console
     from .outputs import check_image_folder
 
     # Everything is checked before the output folder exists.
+    chosen_task = resolve_task(model, task)
     if data is None:
         raise ConfigError("An ONNX model needs --data DIR (train/ for calibration, val/ for parity and the accuracy "
                           "guard, optionally test/ for the reported accuracy).")
@@ -118,7 +132,11 @@ def compress_onnx(
             f"An ONNX model cannot become {', '.join(unreachable)} here: TFLite conversion needs the torch model "
             f"(litert-torch), and ONNX → TFLite converters need TensorFlow. Use --export {','.join(ONNX_REACHABLE)}."
         )
-    target = parse_enum_list(Precision, quantize, option="precision")[0]
+    if chosen_task is Task.DETECT:
+        compress_onnx_detector(model, data=data, out=out, quantize=quantize, wanted=wanted, labels=labels,
+                               preprocess=preprocess, force=force, test=test)
+        return
+    target = parse_enum_list(Precision, quantize or "int8", option="precision")[0]
     check_max_drop(max_accuracy_drop)
     if out.exists() and not force:
         raise BundleError(f"{out} already exists. Choose another --out or pass --force.")
@@ -184,16 +202,130 @@ def compress_onnx(
         console.print(f"  {fmt}: {verdict}")
 
 
+def compress_onnx_detector(
+    model: Path, *, data: Path, out: Path, quantize: str | None, wanted: list[Any], labels: str | None,
+    preprocess: PreprocessFlags, force: bool, test: Path | None,
+) -> None:
+    """A YOLO-style ONNX detector → FP32 (+ FP16) ONNX/OpenVINO bundles with detection parity on val, bench mAP on test."""
+    from ..bench import BenchConfig, bench
+    from ..bench.report import save_report, to_table
+    from ..bundle import atomic_directory
+    from ..compress.onnx_input import (
+        DEFAULT_STRIDE,
+        OnnxModel,
+        export_onnx_model,
+        metadata_labels,
+        read_geometry,
+        read_yolo_metadata,
+        stride_aligned_preprocess,
+    )
+    from ..data.splits import describe_split
+    from ..errors import BundleError, ConfigError
+    from ..export.parity import ParityConfig
+    from ..types import Precision, ResizePolicy, Task, parse_enum_list
+    from .console import console
+
+    target = parse_enum_list(Precision, quantize or "fp16", option="precision")[0]
+    if target is Precision.INT8:
+        raise ConfigError(
+            "--quantize int8 is not available for detectors yet: INT8 detection keeps the box/score head in float "
+            "and needs an mAP guard, which come in the next release. Use --quantize fp16 (or fp32)."
+        )
+    if target is Precision.BF16:
+        raise ConfigError("--quantize for a detector takes fp16 or fp32.")
+    if out.exists() and not force:
+        raise BundleError(f"{out} already exists. Choose another --out or pass --force.")
+    splits = coco_splits(data, test=test)
+    geometry, meta = read_geometry(model), read_yolo_metadata(model)
+    if geometry.size is not None and preprocess.size not in (None, geometry.size):
+        raise ConfigError(
+            f"--size {preprocess.size[0]}x{preprocess.size[1]} differs from {model.name}'s fixed input "
+            f"{geometry.size[0]}x{geometry.size[1]} (height x width). Drop --size or pass the model's."
+        )
+    size = preprocess.size or geometry.size or meta.imgsz
+    if size is None:
+        raise ConfigError(f"{model.name}'s input height/width are dynamic and its metadata has no 'imgsz': give --size "
+                          "HxW (height x width), the size the detector was trained at.")
+    spec = preprocess.spec(size, base=stride_aligned_preprocess(model, size, meta.stride or DEFAULT_STRIDE))
+    if spec.resize is not ResizePolicy.LETTERBOX:
+        raise ConfigError(f"--resize {spec.resize.value} cannot map a detector's boxes back to the image: detectors "
+                          "take --resize letterbox (the default for --task detect).")
+    label_list = [s.strip() for s in labels.split(",") if s.strip()] if labels else None
+    labels_note = None
+    if label_list is None and metadata_labels(model) is None:
+        label_list = list(open_coco(splits.val, labels=None, check_images=False).labels)
+        labels_note = f"the categories of {splits.val / 'annotations.json'} (the model's metadata has none)"
+    onnx_model = OnnxModel.open(model, labels=label_list, preprocess=spec, task=Task.DETECT)
+    if labels_note:
+        onnx_model.notes["labels"] = labels_note
+    for split, decode in ((splits.train, False), (splits.val, True), (splits.test, True)):
+        if split is not None:
+            open_coco(split, labels=onnx_model.labels, check_images=decode)
+
+    parity = ParityConfig(data=splits.val)
+    precisions = [Precision.FP32] + ([Precision.FP16] if target is Precision.FP16 else [])
+    split = (f"mAP on {splits.test} (the test split: chose nothing)" if splits.held_out
+             else f"mAP on {splits.val}, the selection set (no test/ split given)")
+    with atomic_directory(out, overwrite=force) as work:
+        made = []
+        for fmt in wanted:
+            for precision in precisions:
+                made.append(export_onnx_model(onnx_model, work / f"{fmt.value}-{precision.value}", format=fmt,
+                                              precision=precision, parity=parity))
+                report = made[-1].manifest.parity
+                console.print(f"[green]✓[/] {made[-1].path.name}: detection parity mAP50 {report.detection_map50:.3f} "
+                              f"(need ≥ {report.min_detection_map50:.2f}), max |Δ raw| {report.max_abs_diff:.2g} on "
+                              f"{report.data}")
+        bench_report = bench(made, config=BenchConfig(threads=(2,), data=splits.report, split_name=splits.report_split))
+        save_report(bench_report, work / "bench")
+        _write_report(work, onnx_model, made, {}, split)
+    console.print(to_table(bench_report, title=f"{model.name}: ONNX detector in, through each engine ({split}; post = "
+                                                "decode + NMS, e2e = preprocess + inference + post)"))
+    if not splits.held_out:
+        console.print(f"[yellow]{describe_split(splits.report_split, held_out=False)}[/]")
+
+
+def coco_splits(data: Path, *, test: Path | None) -> Any:
+    """DataSplits for COCO split folders: DIR/train, DIR/val (and DIR/test or `test`), each with annotations.json."""
+    from ..data.splits import DataSplits
+    from ..errors import DataError
+
+    missing = [name for name in ("train", "val") if not (data / name / "annotations.json").is_file()]
+    if missing:
+        raise DataError(
+            f"--data {data}: a detector needs COCO splits train/ and val/ (and optionally test/), each holding "
+            f"images/ and annotations.json; missing {', '.join(f'{m}/annotations.json' for m in missing)}."
+        )
+    if test is not None and not (test / "annotations.json").is_file():
+        raise DataError(f"--test {test} has no annotations.json: pass a COCO split folder (images/ + annotations.json).")
+    return DataSplits.from_root(data, test=test)
+
+
+def open_coco(split: Path, *, labels: list[str] | None, check_images: bool) -> Any:
+    """A validated COCO split, or the DataError prefixed with the option it came from (one line)."""
+    from ..data.coco import CocoDetections
+    from ..errors import DataError
+
+    try:
+        return CocoDetections.open(split, labels=labels, check_images=check_images)
+    except DataError as exc:
+        raise DataError(f"--data: {exc}") from None
+
+
 def _write_report(work: Path, model: Any, bundles: list[Any], verdicts: dict[str, str], split: str) -> None:
     """compress_report.json/.md: source, labels, preprocessing, each bundle's guard and parity, the verdicts."""
     rows = [
         {"bundle": b.path.name, "precision": b.manifest.precision.value,
          "accuracy_guard": b.manifest.compression.get("accuracy"),
-         "parity_top1_agreement": b.manifest.parity.top1_agreement if b.manifest.parity else None}
+         "parity_top1_agreement": b.manifest.parity.top1_agreement if b.manifest.parity else None,
+         **({"parity_detection_map50": b.manifest.parity.detection_map50,
+             "parity_max_abs_diff": b.manifest.parity.max_abs_diff} if b.manifest.parity
+            and b.manifest.parity.detection_map50 is not None else {})}
         for b in bundles
     ]
     payload = {
-        "source": str(model.path), "notes": model.notes, "labels": model.labels,
+        "source": str(model.path), "task": model.task.value, "notes": model.notes, "labels": model.labels,
+        "detection": model.detection.model_dump(mode="json") if model.detection is not None else None,
         "preprocess": model.preprocess.model_dump(mode="json"), "bundles": rows, "int8_verdicts": verdicts,
         "bench_accuracy": split,
     }
@@ -201,6 +333,8 @@ def _write_report(work: Path, model: Any, bundles: list[Any], verdicts: dict[str
     lines = [f"# {model.name}: ONNX in", "", f"- source: {model.path} ({model.notes.get('source', '')})",
              f"- labels: {model.notes.get('labels', '')}",
              f"- preprocessing: {model.preprocess.model_dump_json()}", f"- bench accuracy: {split}", ""]
-    lines += [f"- {r['bundle']}: {r['accuracy_guard'] or 'float bundle, parity-checked'}" for r in rows]
+    lines += [f"- {r['bundle']}: {r['accuracy_guard'] or 'float bundle, parity-checked'}"
+              + (f" (detection agreement mAP50 {r['parity_detection_map50']:.3f})" if "parity_detection_map50" in r else "")
+              for r in rows]
     lines += ["", *[f"- {fmt}: {verdict}" for fmt, verdict in verdicts.items()], ""]
     (work / "compress_report.md").write_text("\n".join(lines), encoding="utf-8")

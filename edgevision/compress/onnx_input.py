@@ -1,4 +1,4 @@
-""""ONNX in": a classifier exported to ONNX by any framework, brought into edgevision.
+""""ONNX in": a classifier or a YOLO-style detector exported to ONNX by any framework, brought into edgevision.
 
 The graph gives the input name, layout (NCHW, or NHWC as TensorFlow exports) and batch; a batch
 of -1, 0 or a symbolic name is dynamic. A dynamic height/width is accepted when the caller names
@@ -11,6 +11,13 @@ bundles (`export_onnx_model`), INT8 (`edgevision.compress.quantize.quantize`), a
 `edgevision.bench`. Parity is checked against the original file through ONNX Runtime. Pruning
 and distillation need the torch model's layers and weights: asking them of an ONNX model is a
 CompressionError.
+
+Detectors (`task=Task.DETECT`, or metadata ``task: detect`` as Ultralytics writes it) take the
+Ultralytics YOLOv8/YOLO11 contract: one output [N, 4 + classes, candidates], centre-x/y, w, h in
+input pixels, scores already sigmoid. The metadata's ``names``, ``imgsz`` (the size a dynamic
+H/W is fixed to) and ``stride`` give labels and the letterbox; the default preprocessing and NMS
+settings are Ultralytics' own (`ultralytics_preprocess`, `ultralytics_detection`), so the
+bundle finds the boxes `yolo predict` finds on the same export.
 """
 
 from __future__ import annotations
@@ -31,13 +38,19 @@ from ..errors import CompressionError, ConfigError, ModelFileError
 from ..export.base import ExportArtifact, package_version
 from ..export.parity import DEFAULT_PARITY, ParityConfig, open_parity_data
 from ..export.writer import BundleChecks, finish_bundle
-from ..types import Format, Layout, Precision, Task, parse_one_enum
+from ..types import BoxFormat, ColorOrder, Format, Layout, Precision, ResizePolicy, Task, parse_one_enum
 
 MODEL_FILE = "model.onnx"
 #: protobuf's limit for one ONNX file; larger models need external data, which bundles do not carry yet.
 MAX_SINGLE_FILE_BYTES = 2**31 - 1
 #: metadata_props keys exporters use for the class names, in the order they are looked for.
 LABEL_METADATA_KEYS = ("names", "labels", "classes", "class_names")
+#: A detector's largest stride when its metadata has none (YOLOv8/YOLO11: P3..P5 → 32).
+DEFAULT_STRIDE = 32
+#: Ultralytics' `predict` defaults: boxes over 0.25, NMS per class at IoU 0.7 (not edgevision's 0.45: a user's
+#: export should show in a bundle the boxes `yolo predict` shows). At most 100 per image, not predict's 300: COCO
+#: evaluation (the bench's mAP, parity's agreement mAP50) counts 100 per image, so more would be scored unseen.
+YOLO_SCORE_THRESHOLD, YOLO_IOU_THRESHOLD, YOLO_MAX_DETECTIONS = 0.25, 0.7, 100
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,6 +71,41 @@ def read_geometry(path: str | os.PathLike[str]) -> InputGeometry:
 def metadata_labels(path: str | os.PathLike[str]) -> tuple[list[str], str] | None:
     """(labels, metadata key) when the model's metadata carries its class names, else None."""
     return _labels_from_metadata(_load(Path(path)))
+
+
+@dataclass(frozen=True, kw_only=True)
+class YoloMetadata:
+    """What an Ultralytics export writes into metadata_props, parsed; None where it is absent or unreadable."""
+
+    task: str | None = None
+    imgsz: tuple[int, int] | None = None  # (height, width)
+    stride: int | None = None
+
+
+def read_yolo_metadata(path: str | os.PathLike[str]) -> YoloMetadata:
+    """`task`, `imgsz` and `stride` from the model's metadata (labels: `metadata_labels`)."""
+    return _yolo_metadata(_load(Path(path)))
+
+
+def resolve_task(path: str | os.PathLike[str], task: Task | str | None) -> Task:
+    """The task the model at `path` is opened as: the caller's, else the metadata's `task`, else classify.
+
+    A caller's task that contradicts the metadata (an Ultralytics export says what it is) is an error.
+    """
+    return _resolve_task(Path(path), task, _yolo_metadata(_load(Path(path))).task)
+
+
+def ultralytics_preprocess(size: tuple[int, int], *, stride: int = DEFAULT_STRIDE) -> PreprocessSpec:
+    """Ultralytics' preprocessing: RGB, letterbox with pad 114 (stride-aligned size), pixels / 255, no mean/std."""
+    return PreprocessSpec(size=size, resize=ResizePolicy.LETTERBOX, stride=stride, pad_value=114.0, scale=1.0 / 255.0,
+                          mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), color_order=ColorOrder.RGB)
+
+
+def ultralytics_detection(output: str, *, strides: tuple[int, ...] = ()) -> DetectionSpec:
+    """How a YOLOv8/YOLO11 raw head decodes: cxcywh in input pixels, per-class NMS, `yolo predict`'s thresholds."""
+    return DetectionSpec(output=output, box_format=BoxFormat.CXCYWH, normalized_boxes=False,
+                         score_threshold=YOLO_SCORE_THRESHOLD, iou_threshold=YOLO_IOU_THRESHOLD,
+                         max_detections=YOLO_MAX_DETECTIONS, class_agnostic=False, strides=strides)
 
 
 @dataclass(kw_only=True)
@@ -90,19 +138,27 @@ class OnnxModel:
         path: str | os.PathLike[str],
         *,
         labels: Sequence[str] | None = None,
-        preprocess: PreprocessSpec,
+        preprocess: PreprocessSpec | None = None,
+        task: Task | str | None = None,
         name: str | None = None,
     ) -> OnnxModel:
-        """Read `path`, infer its input from the graph, and check one run gives len(labels) logits.
+        """Read `path`, infer its input from the graph, and check one run gives the output `task` promises.
 
         `labels` default to the model's metadata; given as well, they must equal it (order included).
-        `preprocess.size` must match a fixed input size, and sets a dynamic one.
+        `preprocess.size` must match a fixed input size, and sets a dynamic one. `task` None: the
+        metadata's `task`, else classify. A detector's `preprocess` defaults to Ultralytics' letterbox
+        at the graph's size (dynamic H/W: the metadata's `imgsz`) and the metadata's `stride`;
+        a classifier has no default (normalisation differs by framework).
         """
         path = Path(path)
         graph_model = _load(path)
         value_info = _single_input(graph_model, path)
         geometry = _input_geometry(value_info, path)
+        meta = _yolo_metadata(graph_model)
+        chosen_task = _resolve_task(path, task, meta.task)
         notes: dict[str, str] = {}
+        if preprocess is None:
+            preprocess = _default_preprocess(path, chosen_task, geometry, meta)
         if geometry.size is None:
             notes["input"] = f"dynamic height/width fixed to {preprocess.size[0]}×{preprocess.size[1]} (H×W)"
         elif tuple(preprocess.size) != geometry.size:
@@ -116,10 +172,17 @@ class OnnxModel:
         model = cls(
             path=path, labels=label_list, preprocess=preprocess, input_name=value_info.name,
             output_name=graph_model.graph.output[0].name, layout=geometry.layout, dynamic_batch=geometry.dynamic_batch,
-            name=name or path.stem, producer=producer or "unknown",
+            name=name or path.stem, producer=producer or "unknown", task=chosen_task,
             notes={"source": f"ONNX file {path.name} made by {producer or 'an unknown producer'}", **notes},
         )
-        model._check_output()
+        output = model._check_output()
+        if chosen_task is Task.DETECT:
+            strides = _candidate_strides(model.input_size, int(output.shape[2]), meta.stride or DEFAULT_STRIDE)
+            model.detection = ultralytics_detection(model.output_name, strides=strides)
+            model.notes["detection"] = (
+                f"raw head {tuple(output.shape)} read as Ultralytics YOLO: cxcywh in input pixels, sigmoid scores; "
+                f"NMS per class at IoU {YOLO_IOU_THRESHOLD}, score ≥ {YOLO_SCORE_THRESHOLD} (yolo predict's defaults)"
+            )
         return model
 
     # -- the ModelSource interface (edgevision.source), shared with TrainedModel -----------------
@@ -199,14 +262,21 @@ class OnnxModel:
                 raise ModelFileError(f"ONNX Runtime cannot load {self.path}: {_first_line(exc)}") from exc
         return self._session
 
-    def _check_output(self) -> None:
+    def _check_output(self) -> np.ndarray:
         """Run one blank image and check the output has the shape the task promises (see OUTPUT_CHECKS)."""
         height, width = self.input_size
         output = self.reference_outputs(np.zeros((1, 3, height, width), dtype=np.float32))
         OUTPUT_CHECKS[self.task](self, output)
+        return output
 
 
 def _check_logits(model: OnnxModel, output: np.ndarray) -> None:
+    if output.ndim == 3 and output.shape[0] == 1 and output.shape[1] > 4:
+        raise ConfigError(
+            f"{model.path.name} outputs shape {output.shape} for one image, which looks like a detector's raw head "
+            f"(1, 4 + classes, candidates), but it was opened as a classifier (task classify expects "
+            f"(1, {model.num_classes}) logits). Pass --task detect (task=Task.DETECT)."
+        )
     if output.ndim != 2 or output.shape != (1, model.num_classes):
         raise ConfigError(
             f"{model.path} outputs shape {output.shape} for one image; expected (1, {model.num_classes}) logits, "
@@ -216,10 +286,22 @@ def _check_logits(model: OnnxModel, output: np.ndarray) -> None:
 
 def _check_boxes_scores(model: OnnxModel, output: np.ndarray) -> None:
     rows = 4 + model.num_classes
-    if output.ndim != 3 or output.shape[:2] != (1, rows):
+    expected = f"task detect expects a detector's raw head (1, 4 + classes, candidates) = (1, {rows}, A)"
+    if output.ndim == 2:
         raise ConfigError(
-            f"{model.path} outputs shape {output.shape} for one image; a detector's raw head is (1, 4 + classes, "
-            f"candidates) = (1, {rows}, A) for {model.num_classes} labels (box, then one score per class)."
+            f"{model.path.name} outputs shape {output.shape} for one image, which looks like a classifier's logits; "
+            f"{expected}. Pass --task classify (task=Task.CLASSIFY) for a classifier."
+        )
+    if output.ndim == 3 and output.shape[0] == 1 and output.shape[2] == rows and output.shape[1] != rows:
+        raise ConfigError(
+            f"{model.path.name} outputs shape {output.shape} for one image: candidates first; {expected}, boxes and "
+            "scores along axis 1 as Ultralytics exports them. Re-export without transposing the output."
+        )
+    if output.ndim != 3 or output.shape[:2] != (1, rows):
+        found = f" ({output.shape[1] - 4} classes)" if output.ndim == 3 and output.shape[1] > 4 else ""
+        raise ConfigError(
+            f"{model.path.name} outputs shape {output.shape}{found} for one image; {expected} for its "
+            f"{model.num_classes} labels (4 box numbers, then one score per class). Check the labels, or the task."
         )
 
 
@@ -317,8 +399,8 @@ def _single_input(graph_model: Any, path: Path) -> Any:
     inputs = [i for i in graph.input if i.name not in initializers]
     if len(inputs) != 1 or len(graph.output) != 1:
         raise ConfigError(
-            f"{path} has {len(inputs)} inputs and {len(graph.output)} outputs; edgevision takes image classifiers "
-            "with one image input and one logits output."
+            f"{path} has {len(inputs)} inputs and {len(graph.output)} outputs; edgevision takes image models "
+            "with one image input and one output (a classifier's logits, or a detector's raw boxes + scores)."
         )
     return inputs[0]
 
@@ -350,6 +432,84 @@ def _input_geometry(value_info: Any, path: Path) -> InputGeometry:
         raise ConfigError(f"{path}'s input shape {shown} has no channel axis of 3; edgevision takes colour images.")
     size = (height, width) if height and width else None
     return InputGeometry(layout=layout, dynamic_batch=batch is None, size=size)
+
+
+def _yolo_metadata(graph_model: Any) -> YoloMetadata:
+    props = {p.key: p.value for p in graph_model.metadata_props}
+    task = props.get("task", "").strip().lower() or None
+    return YoloMetadata(task=task, imgsz=_parse_imgsz(props.get("imgsz")), stride=_parse_stride(props.get("stride")))
+
+
+def _parse_imgsz(text: str | None) -> tuple[int, int] | None:
+    """'[640, 640]' or '640' (Ultralytics writes a list) → (height, width); None when absent or unreadable."""
+    if not text:
+        return None
+    try:
+        value = ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError):
+        return None
+    values = [value] if isinstance(value, int) else list(value) if isinstance(value, list | tuple) else []
+    if len(values) in (1, 2) and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
+        return int(values[0]), int(values[-1])
+    return None
+
+
+def _parse_stride(text: str | None) -> int | None:
+    try:
+        stride = int(float(text)) if text else None  # Ultralytics writes "32"
+    except ValueError:
+        return None
+    return stride if stride and stride > 0 else None
+
+
+def _resolve_task(path: Path, task: Task | str | None, metadata_task: str | None) -> Task:
+    known = {t.value for t in Task}
+    if metadata_task is not None and metadata_task not in known:
+        raise ConfigError(
+            f"{path.name}'s metadata says task {metadata_task!r}; edgevision takes {' and '.join(sorted(known))} "
+            "models from ONNX. Export a detect or classify model."
+        )
+    if task is None:
+        return Task(metadata_task) if metadata_task else Task.CLASSIFY
+    chosen = parse_one_enum(Task, task, option="task")
+    if metadata_task is not None and chosen.value != metadata_task:
+        raise ConfigError(
+            f"--task {chosen.value} (task={chosen.value!r}) disagrees with {path.name}'s metadata, which says task "
+            f"{metadata_task!r} (written by its exporter). Pass --task {metadata_task}, or drop --task."
+        )
+    return chosen
+
+
+def _default_preprocess(path: Path, task: Task, geometry: InputGeometry, meta: YoloMetadata) -> PreprocessSpec:
+    """A detector's Ultralytics letterbox at the graph's size (or metadata imgsz); a classifier has no default."""
+    if task is not Task.DETECT:
+        raise ConfigError(f"Opening {path.name} as a classifier needs preprocess=PreprocessSpec(size=..., mean=..., "
+                          "std=...): the file does not say how it was trained.")
+    size = geometry.size or meta.imgsz
+    if size is None:
+        raise ConfigError(f"{path.name}'s input height/width are dynamic and its metadata has no 'imgsz': give the "
+                          "size it was trained at (--size HxW, or preprocess=PreprocessSpec(size=...)).")
+    return stride_aligned_preprocess(path, size, meta.stride or DEFAULT_STRIDE)
+
+
+def stride_aligned_preprocess(path: Path, size: tuple[int, int], stride: int) -> PreprocessSpec:
+    """`ultralytics_preprocess`, or one ConfigError when `size` is not a multiple of the model's stride."""
+    if any(side % stride for side in size):
+        raise ConfigError(f"{path.name}: input size {size[0]}x{size[1]} (HxW) is not a multiple of the model's stride "
+                          f"{stride} (metadata 'stride'); the letterbox pads to multiples of it. Use a size that is.")
+    return ultralytics_preprocess(size, stride=stride)
+
+
+def _candidate_strides(size: tuple[int, int], candidates: int, largest: int) -> tuple[int, ...]:
+    """The strides 8, 16, … up to `largest` when they account for every candidate (YOLO's P3..); else ()."""
+    strides: list[int] = []
+    stride = 8
+    while stride <= largest:
+        strides.append(stride)
+        stride *= 2
+    height, width = size
+    counted = sum(-(-height // s) * -(-width // s) for s in strides)
+    return tuple(strides) if strides and counted == candidates else ()
 
 
 def _labels_from_metadata(graph_model: Any) -> tuple[list[str], str] | None:
@@ -412,4 +572,8 @@ def _first_line(exc: BaseException) -> str:
     return (lines[0] if lines else type(exc).__name__)[:300]
 
 
-__all__ = ["OUTPUT_CHECKS", "InputGeometry", "OnnxModel", "build_onnx_float_bundle", "export_onnx_model", "float_artifact", "metadata_labels", "read_geometry"]
+__all__ = [
+    "DEFAULT_STRIDE", "OUTPUT_CHECKS", "InputGeometry", "OnnxModel", "YoloMetadata", "build_onnx_float_bundle",
+    "export_onnx_model", "float_artifact", "metadata_labels", "read_geometry", "read_yolo_metadata", "resolve_task",
+    "stride_aligned_preprocess", "ultralytics_detection", "ultralytics_preprocess",
+]

@@ -91,6 +91,23 @@ def test_open_reads_the_input_from_the_graph(onnx_model: OnnxModel) -> None:
     assert logits.shape == (3, 10)
 
 
+def test_an_onnx_model_is_a_model_source(onnx_model: OnnxModel) -> None:
+    """The same interface as TrainedModel: bundle writing, parity and the guard never ask which one they got."""
+    import dataclasses
+
+    from edgevision.source import ModelSource
+    from edgevision.types import Task
+
+    assert isinstance(onnx_model, ModelSource) and onnx_model.framework == "onnx"
+    assert onnx_model.task is Task.CLASSIFY and onnx_model.detection is None
+    batch = np.random.default_rng(0).standard_normal((2, 3, 32, 32), dtype=np.float32)
+    np.testing.assert_array_equal(onnx_model.reference_outputs(batch), onnx_model.logits(batch))
+    as_detector = dataclasses.replace(onnx_model, task=Task.DETECT)  # the output check follows the task
+    with pytest.raises(ConfigError, match=r"outputs shape \(1, 10\) for one image, which looks like a classifier's "
+                       r"logits; task detect expects a detector's raw head \(1, 4 \+"):
+        as_detector._check_output()
+
+
 def test_open_infers_nhwc_and_a_fixed_batch(tmp_path: Path) -> None:
     nodes = [helper.make_node("Transpose", ["pixels"], ["t"], perm=[0, 3, 1, 2], name="to_nchw")]
     initializers: list = []

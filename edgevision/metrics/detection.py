@@ -110,8 +110,9 @@ def agreement_map50(
         return 1.0 if not any(len(d) for d in candidate) else 0.0
     categories = [{"id": k + 1, "name": labels[k] if k < len(labels) else str(k)} for k in range(classes)]
     ground_truth = {"images": images, "annotations": annotations, "categories": categories}
+    most = max(len(d) for d in (*reference, *candidate))  # every box counts, not COCO's usual 100 per image
     return _evaluate(ground_truth, _results(candidate, [image["id"] for image in images]),
-                     [image["id"] for image in images]).map50
+                     [image["id"] for image in images], max_detections=max(100, most)).map50
 
 
 def _results(detections: Sequence[Detections], image_ids: Sequence[int]) -> list[dict[str, Any]]:
@@ -137,7 +138,9 @@ def _check_labels(labels: Sequence[str], detections: Sequence[Detections], categ
         raise DataError(f"{path}: category ids {ids[:5]}... are not 1..{len(ids)} (class index + 1).")
 
 
-def _evaluate(ground_truth: dict[str, Any], results: list[dict[str, Any]], image_ids: list[int]) -> DetectionMetrics:
+def _evaluate(
+    ground_truth: dict[str, Any], results: list[dict[str, Any]], image_ids: list[int], *, max_detections: int = 100
+) -> DetectionMetrics:
     require("pycocotools", extra="metrics", what="pycocotools (COCO mAP)")
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
@@ -156,6 +159,7 @@ def _evaluate(ground_truth: dict[str, Any], results: list[dict[str, Any]], image
         coco_dt = coco_gt.loadRes(results)
         evaluation = COCOeval(coco_gt, coco_dt, iouType="bbox")
         evaluation.params.imgIds = list(image_ids)
+        evaluation.params.maxDets = [1, 10, max_detections]  # the AP figures use the last
         evaluation.evaluate()
         evaluation.accumulate()
         evaluation.summarize()

@@ -197,3 +197,17 @@ def test_the_data_engineers_reader_gives_the_same_map(split):
     dataset = coco.CocoDetections.open(split.annotation_path.parent)
     detections = [found((0, A, 0.9)), found((0, C, 0.7)), found((1, B, 0.2))]
     assert coco_map(dataset, detections) == coco_map(split, detections)
+
+
+def test_agreement_counts_every_box_not_only_cocos_first_hundred():
+    """A detector keeping 150 boxes per image agrees perfectly with itself (pycocotools' default stops at 100)."""
+    import numpy as np
+
+    from edgevision.metrics.detection import agreement_map50
+    from edgevision.tasks.detect import Detections
+
+    rng = np.random.default_rng(0)
+    corners = rng.uniform(0, 500, size=(150, 2)).astype(np.float32)
+    boxes = np.concatenate([corners, corners + 20], axis=1)
+    found = Detections(boxes, np.linspace(0.99, 0.3, 150), rng.integers(0, 3, 150), ("a", "b", "c"))
+    assert agreement_map50([found], [found], [(600, 600)]) == 1.0

@@ -1,4 +1,4 @@
-"""Recognise every frame of a video file with any bundle, printing labels as they change.
+"""Recognise every frame of a video file with any bundle (classifier or detector), printing labels as they change.
 
     python examples/video_file.py --bundle bundles/resnet18_onnx --source clip.mp4 \
         --jsonl results.jsonl --save-video annotated.mp4 --workers 2
@@ -30,12 +30,12 @@ def main() -> None:
 
     last_label = None
 
-    def on_result(result: FrameResult) -> None:
+    def on_result(result: FrameResult) -> None:  # a classifier's top label, or a detector's objects per class
         nonlocal last_label
-        top = result.payload.top1
-        if top.label != last_label:
-            print(f"frame {result.index:5d}: {top.label} ({top.score:.0%})")
-            last_label = top.label
+        label = result.payload.top1.label if result.payload.kind == "classification" else result.payload.caption()
+        if label != last_label:
+            print(f"frame {result.index:5d}: {result.payload.caption()}")
+            last_label = label
 
     sinks = [CallbackSink(on_result)]
     if args.jsonl:

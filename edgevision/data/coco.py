@@ -81,8 +81,15 @@ class CocoDetections:
         boxes: dict[int, list[list[float]]] = {image_id: [] for image_id in images}
         classes: dict[int, list[int]] = {image_id: [] for image_id in images}
         index_of = {cid: k for k, cid in enumerate(category_ids)}
+        annotation_ids: set[int] = set()
         for number, entry in enumerate(coco["annotations"]):
             image_id, category, box = _annotation(entry, number, annotation_path, images, index_of)
+            if not _is_int(entry.get("id")) or entry["id"] in annotation_ids:
+                raise DataError(
+                    f"{annotation_path}: annotations[{number}] has id {entry.get('id')!r}, missing or used before: "
+                    "evaluators index annotations by id. Give each annotation its own integer id."
+                )
+            annotation_ids.add(entry["id"])
             if entry.get("iscrowd", 0):
                 continue
             boxes[image_id].append(box)
@@ -146,12 +153,19 @@ class CocoDetections:
                               _coco=self._coco)
 
     def coco_dict(self) -> dict:
-        """The COCO dict of just these images (e.g. for pycocotools' COCO() on a subset)."""
+        """The COCO dict of just these images, ready for an evaluator (pycocotools' COCO() on a subset).
+
+        An annotation without 'area' (hand-made files often omit it; COCOeval needs it for its size
+        ranges) gets the box area w·h, as box-only COCO exports write it. The file is not changed.
+        """
         keep = set(self.image_ids)
         return {
             **{k: v for k, v in self._coco.items() if k not in ("images", "annotations")},
             "images": [image for image in self._coco["images"] if image["id"] in keep],
-            "annotations": [a for a in self._coco["annotations"] if a["image_id"] in keep],
+            "annotations": [
+                a if "area" in a else {**a, "area": float(a["bbox"][2]) * float(a["bbox"][3])}
+                for a in self._coco["annotations"] if a["image_id"] in keep
+            ],
         }
 
 
@@ -215,8 +229,8 @@ def _categories(entries: list, path: Path, labels: Sequence[str] | None) -> list
     names = [name for _, name in categories]
     if labels is not None and list(labels) != names:
         raise DataError(
-            f"{path}'s categories (by id) are {names}, but the labels given are {list(labels)}. Use the model trained "
-            "on these categories, or pass labels in category-id order."
+            f"{path}'s categories (by id) are {_short(names)}, but the labels given are {_short(list(labels))}. Use "
+            "the model trained on these categories, or pass labels in category-id order."
         )
     return categories
 
@@ -279,6 +293,6 @@ def _annotation(entry: object, number: int, path: Path, images: dict[int, dict],
     return image_id, index_of[category], [x, y, x + w, y + h]
 
 
-def _short(value: object, limit: int = 120) -> str:
+def _short(value: object, limit: int = 160) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[:limit] + "…"

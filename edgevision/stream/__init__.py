@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from .heads import HEADS as HEADS
 from .heads import ClassificationHead as ClassificationHead
+from .heads import DetectionHead as DetectionHead
 from .heads import HeadOptions as HeadOptions
 from .heads import TaskHead as TaskHead
 from .metrics import EndReason as EndReason
@@ -26,6 +27,7 @@ from .pipeline import run_stream as run_stream
 from .results import Classification as Classification
 from .results import FrameMeta as FrameMeta
 from .results import FrameResult as FrameResult
+from .results import ObjectDetections as ObjectDetections
 from .results import Payload as Payload
 from .results import Prediction as Prediction
 from .results import StageTimings as StageTimings
@@ -46,9 +48,9 @@ from .sources import open_source as open_source
 from .sources import parse_source as parse_source
 
 __all__ = [
-    "HEADS", "CallbackSink", "CameraSource", "CaptureOptions", "Classification", "ClassificationHead", "DisplaySink",
-    "DropPolicy", "EndReason", "FrameMeta", "FrameResult", "GStreamerSource", "HeadOptions", "JsonLinesSink",
-    "LiveStats", "Payload", "Prediction", "ReconnectPolicy", "Sink", "Source", "StageTimings", "StreamConfig",
-    "StreamPipeline", "StreamSummary", "StreamURLSource", "TaskHead", "VideoFileSource", "VideoSink",
-    "display_available", "jetson_csi_pipeline", "open_source", "parse_source", "run_stream",
+    "HEADS", "CallbackSink", "CameraSource", "CaptureOptions", "Classification", "ClassificationHead", "DetectionHead",
+    "DisplaySink", "DropPolicy", "EndReason", "FrameMeta", "FrameResult", "GStreamerSource", "HeadOptions",
+    "JsonLinesSink", "LiveStats", "ObjectDetections", "Payload", "Prediction", "ReconnectPolicy", "Sink", "Source",
+    "StageTimings", "StreamConfig", "StreamPipeline", "StreamSummary", "StreamURLSource", "TaskHead", "VideoFileSource",
+    "VideoSink", "display_available", "jetson_csi_pipeline", "open_source", "parse_source", "run_stream",
 ]

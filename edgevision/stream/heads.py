@@ -1,8 +1,8 @@
 """Task heads: turn one frame's raw model output into a payload sinks can draw and serialise.
 
 Heads are chosen by name through `HEADS` (third parties: the ``edgevision.heads`` entry-point
-group). A head sees the model output for one frame plus `FrameMeta`, so a detection head
-(decode boxes, NMS, scale to the frame size) drops in without touching the pipeline.
+group); by default the bundle's task picks it (`head_name_for`: classify → top-k, detect → boxes).
+A head sees the model output for one frame plus `FrameMeta` (the frame size maps boxes back).
 """
 
 from __future__ import annotations
@@ -15,19 +15,25 @@ import numpy as np
 
 from ..bundle import Manifest
 from ..errors import ConfigError
+from ..preprocess import Letterbox, letterbox_geometry
 from ..registry import Registry
-from .results import Classification, FrameMeta, Payload, Prediction
+from ..tasks.detect import class_names, decode_detections, require_detection
+from ..types import Task
+from .results import Classification, FrameMeta, ObjectDetections, Payload, Prediction
 
 
 @dataclass(frozen=True, kw_only=True)
 class HeadOptions:
     """Settings every head understands; a head with more subclasses this (see `options_type`)."""
 
-    top_k: int = 5
+    top_k: int = 5  # classification: labels kept per frame
+    score_threshold: float | None = None  # detection: boxes kept from this score; None: the bundle's own
 
     def __post_init__(self) -> None:
         if self.top_k < 1:
             raise ConfigError(f"top_k must be 1 or more, got {self.top_k}.")
+        if self.score_threshold is not None and not 0.0 <= self.score_threshold <= 1.0:
+            raise ConfigError(f"score_threshold must be in [0, 1], got {self.score_threshold}.")
 
 
 class TaskHead(ABC):
@@ -42,6 +48,11 @@ class TaskHead(ABC):
             raise ConfigError(f"The {self.name} head takes {self.options_type.__name__}, got {type(options).__name__}.")
         self.manifest = manifest
         self.options = options
+
+    @property
+    def output_name(self) -> str | None:
+        """The model output this head reads; None: the primary one (`Runtime.infer`)."""
+        return None
 
     @abstractmethod
     def __call__(self, outputs: np.ndarray, meta: FrameMeta) -> Payload:
@@ -71,10 +82,50 @@ class ClassificationHead(TaskHead):
         return Classification(top_k=tuple(Prediction(self._labels[i], float(probs[i])) for i in order))
 
 
+class DetectionHead(TaskHead):
+    """Decode the raw head (threshold, NMS) into boxes in the frame's own pixels (`edgevision.tasks.detect`)."""
+
+    name = "detection"
+
+    def __init__(self, manifest: Manifest, options: HeadOptions | None = None) -> None:
+        super().__init__(manifest, options)
+        self._spec = require_detection(manifest)  # a classify bundle: one clear error, here
+        self._labels = class_names(manifest)
+        self._letterboxes: dict[tuple[int, int], Letterbox] = {}  # a stream's frames share one size
+
+    @property
+    def output_name(self) -> str | None:
+        return None if self._spec.output == self.manifest.output_name else self._spec.output
+
+    def __call__(self, outputs: np.ndarray, meta: FrameMeta) -> ObjectDetections:
+        letterbox = self._letterboxes.get((meta.height, meta.width))
+        if letterbox is None:
+            letterbox = letterbox_geometry(meta.height, meta.width, self.manifest.preprocess)
+            self._letterboxes[(meta.height, meta.width)] = letterbox
+        detections = decode_detections(outputs, self._spec, letterbox, tuple(self.manifest.preprocess.size),
+                                       self._labels, score_threshold=self.options.score_threshold)
+        return ObjectDetections(detections)
+
+
 HEADS: Registry[type[TaskHead]] = Registry("task head", entry_point_group="edgevision.heads")
 HEADS.register("classification", "edgevision.stream.heads:ClassificationHead")
+HEADS.register("detection", "edgevision.stream.heads:DetectionHead")
+
+#: The head each bundle task gets unless the caller names one.
+HEAD_FOR_TASK = {Task.CLASSIFY: "classification", Task.DETECT: "detection"}
 
 
-def make_head(task: str, manifest: Manifest, options: HeadOptions | None = None) -> TaskHead:
-    """The registered head for `task`, configured for this bundle."""
-    return HEADS.get(task)(manifest, options)
+def head_name_for(manifest: Manifest) -> str:
+    """The head for the bundle's task (classify → "classification", detect → "detection")."""
+    try:
+        return HEAD_FOR_TASK[manifest.task]
+    except KeyError:
+        raise ConfigError(
+            f"No stream head for task {manifest.task.value!r}; name one with StreamConfig(task=...) "
+            f"(registered: {', '.join(HEADS.names())})."
+        ) from None
+
+
+def make_head(task: str | None, manifest: Manifest, options: HeadOptions | None = None) -> TaskHead:
+    """The registered head `task` (None: the one for the bundle's task), configured for this bundle."""
+    return HEADS.get(task or head_name_for(manifest))(manifest, options)

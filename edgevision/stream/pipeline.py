@@ -1,7 +1,7 @@
 """The capture ‖ inference pipeline: a capture thread feeds a bounded queue, the caller's thread infers.
 
 capture thread: read frame → preprocess (the bundle's own spec) → queue
-calling thread: queue → runtime.infer → task head → sinks
+calling thread: queue → runtime.infer → task head (the bundle's task's, unless named) → sinks
 
 Reading and decoding the next frame overlaps inference of the current one (OpenCV and the
 engines release the GIL). With `workers` > 1 that many threads (the calling one included) each
@@ -65,7 +65,7 @@ class ReconnectPolicy:
 
 @dataclass(frozen=True, kw_only=True)
 class StreamConfig:
-    task: str = "classification"  # a name in edgevision.stream.HEADS
+    task: str | None = None  # a name in edgevision.stream.HEADS; None: the bundle's task's head (heads.HEAD_FOR_TASK)
     head: HeadOptions = HeadOptions()
     queue_size: int = 2  # frames waiting for inference
     max_frames: int | None = None  # stop after this many results
@@ -218,7 +218,8 @@ class StreamPipeline:
 
     def _process(self, runtime: Runtime, item: _Captured) -> tuple[FrameResult, float]:
         start = time.perf_counter()
-        outputs = runtime.infer(item.tensor)
+        name = self.head.output_name  # None: the primary output
+        outputs = runtime.infer(item.tensor) if name is None else runtime.infer_outputs(item.tensor)[name]
         inferred = time.perf_counter()
         height, width = item.frame.shape[:2]
         payload = self.head(outputs[0], FrameMeta(item.index, item.captured_at, width, height))

@@ -1,12 +1,13 @@
 """What the stream produces: one validated result per frame, whatever the task.
 
-A task head returns a *payload* (classification top-k today, detection boxes tomorrow). Sinks
+A task head returns a *payload* (classification top-k, detection boxes). Sinks
 never look inside it: they call `to_dict()` to serialise and `draw()` to annotate, so a new
 task needs a head and a payload, not a change to the pipeline or the sinks.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -14,7 +15,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from ..errors import ConfigError
-from .overlay import draw_caption
+from ..tasks.detect import Detections
+from .overlay import draw_caption, draw_detections
 
 
 @runtime_checkable
@@ -67,7 +69,7 @@ class Classification:
         if not self.top_k:
             raise ConfigError("A classification needs at least one prediction.")
         scores = [p.score for p in self.top_k]
-        if any(a < b for a, b in zip(scores, scores[1:])):
+        if any(a < b for a, b in itertools.pairwise(scores)):
             raise ConfigError(f"Top-k scores {scores} must be sorted best first.")
 
     @property
@@ -82,6 +84,29 @@ class Classification:
 
     def draw(self, image: np.ndarray) -> None:
         draw_caption(image, self.caption(), row=0)
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectDetections:
+    """The objects found in one frame: `detections` holds boxes in the frame's own pixels, best first."""
+
+    detections: Detections
+    kind: str = field(default="detection", init=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.detections, Detections):
+            raise ConfigError(f"ObjectDetections needs a Detections, got {type(self.detections).__name__}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        """{"kind": "detection", "detections": [{"box": [x1, y1, x2, y2], "score", "class_id", "label"}, ...]}."""
+        return {"kind": self.kind, "detections": self.detections.to_dicts()}
+
+    def caption(self) -> str:
+        counts = self.detections.counts()
+        return ", ".join(f"{n} {label}" for label, n in counts.items()) if counts else "no objects"
+
+    def draw(self, image: np.ndarray) -> None:
+        draw_detections(image, self.detections)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,24 +28,27 @@ SIZE = 64
 CELL = 16
 LABELS = ("red", "blue")
 #: A 48×96 (h×w) frame letterboxes at scale 2/3 to 32×64 placed 16 rows down: cell (row, col) of the input
-#: covers frame pixels x 24·col .. 24·(col+1), y 24·(row−1) .. 24·row.
+#: covers frame pixels x 24·col .. 24·(col+1), y 24·(row−1) .. 24·row (× k for a frame k times as big).
 FRAME_SHAPE = (48, 96, 3)
 RED_BOX = (48.0, 0.0, 72.0, 24.0)  # cell (1, 2)
 BLUE_BOX = (0.0, 24.0, 24.0, 48.0)  # cell (2, 0)
 
 
-def painted_frame() -> np.ndarray:
-    """A black BGR frame with a red square at RED_BOX and a blue one at BLUE_BOX."""
-    frame = np.zeros(FRAME_SHAPE, dtype=np.uint8)
-    x0, y0, x1, y1 = (int(v) for v in RED_BOX)
-    frame[y0:y1, x0:x1] = (0, 0, 255)
-    x0, y0, x1, y1 = (int(v) for v in BLUE_BOX)
-    frame[y0:y1, x0:x1] = (255, 0, 0)
+def painted_frame(scale: int = 1, *, red: bool = True, blue: bool = True) -> np.ndarray:
+    """A black BGR frame of FRAME_SHAPE × `scale` with a red square at RED_BOX × scale, a blue one at BLUE_BOX × scale."""
+    frame = np.zeros((FRAME_SHAPE[0] * scale, FRAME_SHAPE[1] * scale, 3), dtype=np.uint8)
+    for wanted, box, colour in ((red, RED_BOX, (0, 0, 255)), (blue, BLUE_BOX, (255, 0, 0))):
+        if wanted:
+            x0, y0, x1, y1 = (int(v) * scale for v in box)
+            frame[y0:y1, x0:x1] = colour
     return frame
 
 
-def write_detect_bundle(directory: Path, *, class_agnostic: bool = False) -> Bundle:
-    """Export the grid model to ONNX (opset 17, one file) and write its detect manifest by hand."""
+def write_detect_bundle(directory: Path, *, class_agnostic: bool = False, extra_first_output: bool = False) -> Bundle:
+    """Export the grid model to ONNX (opset 17, one file) and write its detect manifest by hand.
+
+    `extra_first_output`: the model also returns its cell means, first, so the raw head is not the primary output.
+    """
     import torch
 
     class GridDetector(torch.nn.Module):
@@ -58,22 +61,27 @@ def write_detect_bundle(directory: Path, *, class_agnostic: bool = False) -> Bun
             self.register_buffer("boxes", torch.stack([cx.reshape(-1), cy.reshape(-1), side, side]))
             self.pool = torch.nn.AvgPool2d(CELL)
 
-        def forward(self, images: torch.Tensor) -> torch.Tensor:
+        def forward(self, images: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
             means = self.pool(images)[:, [0, 2]].flatten(2)  # (N, 2 classes, 16 cells): red, blue
             scores = torch.sigmoid(50.0 * (means - 0.5))
-            return torch.cat([self.boxes.expand(images.shape[0], -1, -1), scores], dim=1)
+            raw = torch.cat([self.boxes.expand(images.shape[0], -1, -1), scores], dim=1)
+            return (means, raw) if extra_first_output else raw
 
+    cells = (SIZE // CELL) ** 2
+    outputs = [OutputSpec(name="output0", shape=(-1, 4 + len(LABELS), cells), meaning="boxes_scores")]
+    if extra_first_output:
+        outputs.insert(0, OutputSpec(name="means", shape=(-1, len(LABELS), cells), meaning="cell_means"))
+    names = [o.name for o in outputs]
     directory.mkdir(parents=True, exist_ok=True)
     torch.onnx.export(
         GridDetector().eval(), (torch.zeros(1, 3, SIZE, SIZE),), str(directory / "model.onnx"), dynamo=False,
-        opset_version=17, input_names=["images"], output_names=["output0"],
-        dynamic_axes={"images": {0: "batch"}, "output0": {0: "batch"}},
+        opset_version=17, input_names=["images"], output_names=names,
+        dynamic_axes={"images": {0: "batch"}, **{name: {0: "batch"} for name in names}},
     )
-    cells = (SIZE // CELL) ** 2
     manifest = Manifest(
         name=directory.name, task=Task.DETECT, format=Format.ONNX, precision=Precision.FP32,
         model_files=("model.onnx",), input=InputSpec(name="images", shape=(-1, 3, SIZE, SIZE)),
-        outputs=(OutputSpec(name="output0", shape=(-1, 4 + len(LABELS), cells), meaning="boxes_scores"),),
+        outputs=tuple(outputs),
         num_classes=len(LABELS), labels=LABELS,
         preprocess=PreprocessSpec(size=(SIZE, SIZE), resize=ResizePolicy.LETTERBOX, stride=CELL,
                                   mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)),

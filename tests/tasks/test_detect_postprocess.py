@@ -126,6 +126,38 @@ def test_many_clustered_candidates_match_textbook_nms(seed):
     np.testing.assert_allclose(found.boxes, boxes[expected] * 10, rtol=1e-5, atol=1e-3)
 
 
+@pytest.mark.parametrize("class_agnostic", [False, True])
+@pytest.mark.parametrize("threshold", [0.25, 0.001])
+def test_chunked_nms_equals_opencv_nms_over_every_candidate(class_agnostic, threshold):
+    """Clustered candidates (mostly suppressed) above scattered ones, three classes: the same boxes as one OpenCV
+    NMS over all of them, though the chunks see the clusters first and the scattered boxes against what they kept."""
+    import cv2
+
+    rng = np.random.default_rng(3)
+    count = 3000
+    centres = np.concatenate([rng.uniform(8, 56, (count // 2, 2)),  # scattered
+                              rng.uniform(16, 48, (8, 2))[rng.integers(0, 8, count // 2)] + rng.normal(0, 0.3, (count // 2, 2))])
+    wh = np.concatenate([rng.uniform(3, 14, (count // 2, 2)), rng.uniform(10, 12, (count // 2, 2))])
+    boxes = np.concatenate([centres - wh / 2, centres + wh / 2], axis=1).astype(np.float32)
+    scores = np.zeros((count, 3), np.float32)
+    class_ids = rng.integers(0, 3, count)
+    clustered = np.arange(count) >= count // 2  # scored above every scattered box: NMS must go through them all
+    scores[np.arange(count), class_ids] = np.where(clustered, 0.5, 0.0) + rng.uniform(0, 0.5, count)
+    detection = spec(max_detections=100, iou_threshold=0.5, class_agnostic=class_agnostic)
+    found = decode(raw_head(boxes, scores), detection, letterbox=letterbox_geometry(640, 640, PreprocessSpec(
+        size=INPUT, resize=ResizePolicy.LETTERBOX)), score_threshold=threshold)
+    keep = np.flatnonzero(scores.max(axis=1) >= threshold)
+    xywh = np.concatenate([boxes[keep, :2], boxes[keep, 2:] - boxes[keep, :2]], axis=1)
+    if class_agnostic:
+        reference = cv2.dnn.NMSBoxes(xywh, scores[keep].max(axis=1), 0.0, 0.5)
+    else:
+        reference = cv2.dnn.NMSBoxesBatched(xywh, scores[keep].max(axis=1), class_ids[keep].astype(np.int32), 0.0, 0.5)
+    expected = keep[np.asarray(reference).reshape(-1)[:100]]
+    assert len(found) == min(100, len(expected))
+    np.testing.assert_allclose(found.boxes, np.clip(boxes[expected], 0, 64) * 10, rtol=1e-5, atol=1e-3)
+    assert found.class_ids.tolist() == class_ids[expected].tolist()
+
+
 def test_letterbox_inverse_on_a_non_square_image():
     # 48×96 (h×w) → scale 2/3 → 32×64 placed 16 rows down in the 64×64 input.
     letterbox = letterbox_geometry(48, 96, SQUARE)

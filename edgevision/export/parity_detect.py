@@ -102,10 +102,8 @@ def _detect_parity(
                 )
             diff = np.abs(expected.astype(np.float64) - candidate.astype(np.float64))
             max_diff, sum_diff, values = max(max_diff, float(diff.max())), sum_diff + float(diff.sum()), values + diff.size
-            source_detections += _visible(postprocess_batch(expected, manifest, letterboxes))
-            export_detections += _visible(
-                postprocess_batch(candidate, manifest, letterboxes, score_threshold=candidate_threshold)
-            )
+            source_detections += postprocess_batch(expected, manifest, letterboxes)
+            export_detections += postprocess_batch(candidate, manifest, letterboxes, score_threshold=candidate_threshold)
             sizes += [box.source for box in letterboxes]
         engine_name, engine_precision = engine.name, engine.engine_precision
     agreement = float(agreement_map50(source_detections, export_detections, sizes))
@@ -118,21 +116,6 @@ def _detect_parity(
         data=f"{origin} ({len(sizes)} {unit}, {found} source detections)", task=Task.DETECT,
         detection_map50=agreement, min_detection_map50=bar,
     )
-
-
-def _visible(detections: list[Detections]) -> list[Detections]:
-    """Drop boxes with no area in the image (a candidate wholly inside the letterbox padding, clipped flat).
-
-    No user sees them, and COCO matching cannot match a zero-area box even to itself (IoU 0/0), so
-    they would make two identical outputs disagree.
-    """
-    kept = []
-    for found in detections:
-        boxes = found.boxes
-        keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
-        kept.append(found if keep.all() else Detections(boxes[keep], found.scores[keep], found.class_ids[keep],
-                                                        found.labels))
-    return kept
 
 
 def _describe_detect_failure(report: ParityReport) -> str:

@@ -182,7 +182,8 @@ def decode_detections(
 
     `input_size` is the model input (height, width): normalised boxes are fractions of it.
     Candidates with a non-finite or negative-size box are dropped (a broken model gives no boxes, not
-    a crash). OpenCV's NMS never keeps a score of exactly 0.
+    a crash), and so are boxes wholly inside the letterbox padding (no area in the image: no user sees
+    them, and COCO cannot match a zero-area box even to itself). OpenCV's NMS never keeps a score of 0.
     """
     threshold = spec.score_threshold if score_threshold is None else float(score_threshold)
     if not 0.0 <= threshold <= 1.0:
@@ -205,6 +206,8 @@ def decode_detections(
         scores = best[candidates].astype(np.float32)
         class_ids = class_scores[:, candidates].argmax(axis=0) if classes > 1 else np.zeros(len(candidates), np.int64)
         valid = np.isfinite(boxes).all(axis=1) & (boxes[:, 2] >= boxes[:, 0]) & (boxes[:, 3] >= boxes[:, 1])
+        in_frame = letterbox.to_source(boxes)  # a box wholly inside the letterbox padding clips to zero area
+        valid &= (in_frame[:, 2] > in_frame[:, 0]) & (in_frame[:, 3] > in_frame[:, 1])
         if len(kept_scores):  # every kept box scores higher than this chunk: it suppresses regardless of order
             valid &= ~_overlaps_any(boxes, class_ids, kept_boxes, kept_ids, spec.iou_threshold, spec.class_agnostic)
         boxes, scores, class_ids = boxes[valid], scores[valid], class_ids[valid]

@@ -305,3 +305,19 @@ def test_detect_and_its_metric_run_with_torch_blocked(detect_bundle):
     assert result.returncode == 0, result.stderr
     count, agreement = result.stdout.split()
     assert count == "2" and float(agreement) == pytest.approx(1.0)
+
+
+def test_boxes_wholly_inside_the_letterbox_padding_are_dropped():
+    """They clip to zero area in the frame: nobody sees them, and COCO cannot match them even to themselves."""
+    import numpy as np
+
+    from edgevision.bundle import DetectionSpec, PreprocessSpec
+    from edgevision.preprocess import letterbox_geometry
+    from edgevision.tasks.detect import decode_detections
+    from edgevision.types import ResizePolicy
+
+    spec = PreprocessSpec(size=(64, 64), resize=ResizePolicy.LETTERBOX, stride=16, mean=(0, 0, 0), std=(1, 1, 1))
+    letterbox = letterbox_geometry(32, 64, spec)  # the picture fills rows 16..48 of the input
+    raw = np.array([[32, 8, 10, 10, 0.9], [32, 32, 10, 10, 0.8]], dtype=np.float32).T  # cxcywh px, one class
+    found = decode_detections(raw, DetectionSpec(output="o", normalized_boxes=False), letterbox, (64, 64), ("x",))
+    assert len(found) == 1 and found.scores[0] == np.float32(0.8)

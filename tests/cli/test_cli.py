@@ -110,7 +110,7 @@ def test_demo_gates_parity_on_val_and_reports_top1_on_test(tmp_path):
     out = tmp_path / "demo"
     result = runner.invoke(app, ["demo", "-o", str(out), "--arch", "mobilenet_v3_small", "--size", "16", "--epochs", "1",
                                  "--formats", "onnx", "--precisions", "fp32", "--iterations", "5", "--threads", "1",
-                                 "--no-compress"])
+                                 "--no-compress", "--no-detect"])
     assert result.exit_code == 0, result.output
     assert "top-1 (test)" in result.output and "held-out test split (360 images)" in result.output
     assert "of 270 val labels agree" in result.output  # parity is a gate: it runs on val

@@ -90,9 +90,14 @@ def test_detection_head_gives_frame_pixels_and_honours_the_threshold(detect_bund
     np.testing.assert_array_equal(payload.detections.boxes, offline.boxes)
     assert dict(zip(payload.detections.label_names, payload.detections.boxes.tolist())) == {
         "red": [v * SCALE for v in RED_BOX], "blue": [v * SCALE for v in BLUE_BOX]}
-    # The grey letterbox border (114) scores ≈0.07: under the bundle's 0.25, over 0.05.
-    low = DetectionHead(detect_bundle.manifest, HeadOptions(score_threshold=0.05))(raw, meta)
-    assert len(low.detections) > 2
+    # A faint red square (116 of 255) scores ≈ 0.1: under the bundle's 0.25, over 0.05.
+    faint = frame.copy()
+    faint[: 24 * SCALE, 24 * SCALE : 48 * SCALE] = (0, 0, 116)
+    with load_runtime(detect_bundle) as runtime:
+        faint_raw = runtime.predict([faint])[0]
+    assert len(DetectionHead(detect_bundle.manifest)(faint_raw, meta).detections) == 2
+    low = DetectionHead(detect_bundle.manifest, HeadOptions(score_threshold=0.05))(faint_raw, meta)
+    assert len(low.detections) == 3 and 0.05 < low.detections.scores.min() < 0.25
     with pytest.raises(ConfigError, match="score_threshold"):
         HeadOptions(score_threshold=1.5)
 

@@ -16,6 +16,7 @@ import numpy as np
 from ..bundle import Bundle, InputSpec
 from ..errors import ConfigError, InputError, ModelFileError, RuntimeEngineError
 from ..preprocess import preprocess_batch
+from ..tasks.detect import Detections, letterboxes_for, postprocess_batch, require_detection
 from ..types import ColorOrder, Format
 from .precision import EnginePrecision
 
@@ -154,6 +155,27 @@ class Runtime(ABC):
         """The primary output for raw uint8 images (any size; BGR as OpenCV gives), via the bundle's preprocessing."""
         manifest = self.bundle.manifest
         return self.infer(preprocess_batch(images, manifest.preprocess, self.input_spec, image_order=image_order))
+
+    def detect(
+        self,
+        images: Sequence[np.ndarray],
+        *,
+        image_order: ColorOrder = ColorOrder.BGR,
+        score_threshold: float | None = None,
+    ) -> list[Detections]:
+        """Boxes for raw uint8 images (any size; BGR as OpenCV gives), in each image's own pixels.
+
+        Preprocess (letterbox) → `infer_outputs` → `postprocess_batch` (decode, threshold, NMS, letterbox
+        inverse). `score_threshold` None: the bundle's deployment threshold. A classify bundle raises
+        ConfigError (use `predict`). To time post-processing apart, call the steps yourself (see
+        `edgevision.tasks.detect`).
+        """
+        manifest = self.bundle.manifest
+        spec = require_detection(manifest)
+        batch = preprocess_batch(images, manifest.preprocess, self.input_spec, image_order=image_order)
+        letterboxes = letterboxes_for(images, manifest.preprocess)
+        raw = self.infer_outputs(batch)[spec.output]
+        return postprocess_batch(raw, manifest, letterboxes, score_threshold=score_threshold)
 
     def _outputs(self, batch: np.ndarray) -> list[np.ndarray]:
         result = self._run(batch)

@@ -85,9 +85,10 @@ class FCOSDetector(nn.Module):
         features = list(self.fcos.backbone(images).values())
         head = self.fcos.head(features)
         codes = head["bbox_regression"]  # N×A×4: (left, top, right, bottom) in units of the anchor size
-        near, far = codes[..., :2], codes[..., 2:]
-        centre = self.anchor_centres + (far - near) * (0.5 * self.anchor_sizes)
-        size = (near + far) * self.anchor_sizes
+        # torchvision's BoxLinearCoder.decode, then its clip to the image, in fractions of the input
+        top_left = torch.clamp(self.anchor_centres - codes[..., :2] * self.anchor_sizes, 0.0, 1.0)
+        bottom_right = torch.clamp(self.anchor_centres + codes[..., 2:] * self.anchor_sizes, 0.0, 1.0)
+        centre, size = (top_left + bottom_right) * 0.5, bottom_right - top_left
         scores = torch.sqrt(torch.sigmoid(head["cls_logits"]) * torch.sigmoid(head["bbox_ctrness"]))
         return torch.cat([centre, size, scores], dim=2).permute(0, 2, 1)
 

@@ -78,7 +78,7 @@ class FCOSDetector(nn.Module):
         self.register_buffer("anchor_centres", centres, persistent=False)  # A×2, fractions of (w, h)
         self.register_buffer("anchor_sizes", sizes, persistent=False)  # A×2, fractions of (w, h)
 
-    def forward(self, images):  # noqa: ANN001, ANN201 - torch tensors
+    def forward(self, images):
         """images N×3×H×W (letterboxed, normalised) → [N, 4 + classes, candidates]."""
         import torch
 
@@ -107,7 +107,7 @@ def _build_fcos(num_classes: int, input_size: tuple[int, int]) -> Any:
     class _NoExtraLevel(ExtraFPNBlock):
         """Keep strides 8/16/32: the default extra max-pool level (stride 64) has nothing to find here."""
 
-        def forward(self, results, x, names):  # noqa: ANN001, ANN202
+        def forward(self, results, x, names):
             return results, names
 
     features = torchvision.models.mobilenet_v3_small(weights=None).features

@@ -179,7 +179,7 @@ def build_architecture(name: str, *, num_classes: int, input_size: tuple[int, in
 
 def conform_to_state_dict(module: Any, state_dict: dict) -> None:
     """Rebuild Conv2d/Linear/BatchNorm layers whose saved shapes differ (a pruned model)."""
-    import torch.nn as nn
+    from torch import nn
 
     for name, child in list(module.named_modules()):
         weight = state_dict.get(f"{name}.weight" if name else "weight")

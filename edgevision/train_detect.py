@@ -152,7 +152,7 @@ def train_detector(
     )
 
 
-def evaluate_detector(module, dataset: CocoDetections, spec: PreprocessSpec, decoding, *, images=None):  # noqa: ANN001, ANN201
+def evaluate_detector(module, dataset: CocoDetections, spec: PreprocessSpec, decoding, *, images=None):
     """COCO mAP of the deployable graph on `dataset`, decoded by the device's post-processing (numpy + OpenCV NMS).
 
     `images`: the data set's preprocessed tensors when already cached. Returns `DetectionMetrics`.
@@ -180,7 +180,7 @@ def evaluate_detector(module, dataset: CocoDetections, spec: PreprocessSpec, dec
     return coco_map(dataset, detections)
 
 
-def _cache_images(dataset: CocoDetections, spec: PreprocessSpec):  # noqa: ANN202 - a torch tensor
+def _cache_images(dataset: CocoDetections, spec: PreprocessSpec):
     """Every image of `dataset` through the device preprocessing, as one N×3×H×W float32 tensor."""
     import torch
 

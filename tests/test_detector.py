@@ -7,10 +7,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from edgevision.detectors import STRIDES, build_fcos_detector, detection_spec  # noqa: E402
-from edgevision.errors import ConfigError  # noqa: E402
-from edgevision.model import TrainedModel, build_architecture  # noqa: E402
-from edgevision.types import Task  # noqa: E402
+from edgevision.detectors import STRIDES, build_fcos_detector, detection_spec
+from edgevision.errors import ConfigError
+from edgevision.model import TrainedModel, build_architecture
+from edgevision.types import Task
 
 SIZE = (64, 96)  # (height, width): small, not square, multiples of the largest stride
 CLASSES = 3
@@ -42,7 +42,7 @@ def test_raw_boxes_are_torchvision_decoding(detector):
     from torchvision.models.detection.image_list import ImageList
 
     images = torch.randn(1, 3, *SIZE)
-    with torch.inference_mode():
+    with torch.no_grad():
         raw = detector(images)[0]
         features = list(detector.fcos.backbone(images).values())
         head = detector.fcos.head(features)

@@ -25,9 +25,9 @@ from .types import ResizePolicy, Task
 
 #: The defaults the demo trains with (measured on 2 cores: see the README's detection section).
 DEFAULT_INPUT_SIZE = (128, 160)  # (height, width): 240×320 frames letterbox to 120×160, 4 rows of padding each side
-DEFAULT_EPOCHS = 8
+DEFAULT_EPOCHS = 14
 DEFAULT_BATCH_SIZE = 16
-DEFAULT_LEARNING_RATE = 3e-3
+DEFAULT_LEARNING_RATE = 1e-2
 WEIGHT_DECAY = 1e-4
 GRADIENT_CLIP = 10.0
 EVAL_BATCH_SIZE = 64
@@ -106,6 +106,7 @@ def train_detector(
     val_images = _cache_images(val, spec)
 
     model = build_fcos_detector(num_classes=len(splits.labels), input_size=spec.size)
+    model.to(memory_format=torch.channels_last)  # measured ~25 % faster training steps on CPU (oneDNN)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=WEIGHT_DECAY)
     steps = -(-len(train_targets) // batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps, pct_start=0.15)
@@ -138,7 +139,7 @@ def train_detector(
 
     assert best_state is not None  # epochs >= 1
     model.load_state_dict(best_state)
-    model.eval()
+    model.to(memory_format=torch.contiguous_format).eval()
     test_metrics = evaluate_detector(model, test, spec, decoding)
     trained = TrainedModel(
         module=model, labels=list(splits.labels), preprocess=spec, architecture=ARCHITECTURE, name="digits_detector",

@@ -120,7 +120,6 @@ def tiny_splits(tmp_path_factory):
     return make_detection_dataset(tmp_path_factory.mktemp("detection"), counts=(24, 8, 8))
 
 
-@pytest.mark.slow
 def test_training_end_to_end_writes_a_loadable_checkpoint(tmp_path, tiny_splits):
     from edgevision.train_detect import train_detector
 

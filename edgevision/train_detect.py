@@ -25,7 +25,7 @@ from .types import ResizePolicy, Task
 
 #: The defaults the demo trains with (measured on 2 cores: see the README's detection section).
 DEFAULT_INPUT_SIZE = (160, 192)  # (height, width): 240×320 frames letterbox to 144×192, 8 rows of padding each side
-DEFAULT_EPOCHS = 14
+DEFAULT_EPOCHS = 10
 DEFAULT_BATCH_SIZE = 16
 DEFAULT_LEARNING_RATE = 1e-2
 WEIGHT_DECAY = 1e-4

@@ -160,7 +160,7 @@ def load_checkpoint_payload(path: str | Path) -> dict:
 
 #: Architectures edgevision builds itself (not torchvision's classifiers): name → "module:function".
 #: The function takes (num_classes=..., input_size=(h, w)) and returns the deployable module.
-CUSTOM_ARCHITECTURES: dict[str, str] = {}
+CUSTOM_ARCHITECTURES: dict[str, str] = {"fcos_digits": "edgevision.detectors:build_fcos_detector"}
 
 
 def build_architecture(name: str, *, num_classes: int, input_size: tuple[int, int] | None = None) -> Any:
@@ -186,7 +186,7 @@ def build_architecture(name: str, *, num_classes: int, input_size: tuple[int, in
 
 def conform_to_state_dict(module: Any, state_dict: dict) -> None:
     """Rebuild Conv2d/Linear/BatchNorm layers whose saved shapes differ (a pruned model)."""
-    import torch.nn as nn
+    from torch import nn
 
     for name, child in list(module.named_modules()):
         weight = state_dict.get(f"{name}.weight" if name else "weight")

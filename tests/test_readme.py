@@ -71,9 +71,19 @@ def demo_folder(trained_model, digits, tmp_path_factory: pytest.TempPathFactory)
     trained_model.save(root / "runs" / "demo" / "model.pt")
     for part in ("train", "val", "test"):
         (root / "runs" / "demo" / "data" / part).symlink_to(getattr(digits, part), target_is_directory=True)
+    _briefly_trained_detector(root / "runs" / "demo" / "detect")
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(root)
         yield root
+
+
+def _briefly_trained_detector(folder: Path) -> None:
+    """runs/demo/detect/{model.pt,data/} as `edgevision train-demo --task detect` lays them out (1 epoch, 8-image splits)."""
+    from edgevision.data.detection import make_detection_dataset
+    from edgevision.train_detect import train_detector
+
+    splits = make_detection_dataset(folder / "data", counts=(16, 8, 8))
+    train_detector(splits, folder / "model.pt", epochs=1, threads=2)
 
 
 def test_the_readme_has_the_blocks_this_test_runs() -> None:

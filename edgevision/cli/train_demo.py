@@ -14,7 +14,7 @@ def register(app: typer.Typer) -> None:
 
 
 def train_demo(
-    out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Folder for data/ (train, val, test), model.pt and train.json."),
+    out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Folder for data/ (train, val, test), model.pt and train.json (detect: in OUT/detect/)."),
     arch: str = typer.Option("resnet18", help="torchvision architecture (resnet18, mobilenet_v3_small, ...)."),
     size: int = typer.Option(32, help="Input size (pixels, square)."),
     epochs: int = typer.Option(None, help="Training epochs (default: 6 for classify, the detector's own for detect)."),
@@ -30,7 +30,8 @@ def train_demo(
     if parse_one_enum(Task, task, option="task") is Task.DETECT:
         from .demo_detect import train_detector_with_progress
 
-        _, report = train_detector_with_progress(out, threads=threads, seed=seed, epochs=epochs)
+        # OUT/detect/{data,model.pt,train.json}: where `edgevision demo` puts its detector too.
+        _, report = train_detector_with_progress(out / "detect", threads=threads, seed=seed, epochs=epochs)
         console.print(f"[green]✓[/] detector: test mAP50 {report.test_map50:.3f}, mAP50-95 {report.test_map50_95:.3f} "
                       f"(held out); val chose epoch {report.best_epoch}/{report.epochs} in {report.seconds:.0f} s → "
                       f"{report.checkpoint}")

@@ -26,6 +26,9 @@ from .types import ResizePolicy, Task
 #: The defaults the demo trains with (measured on 2 cores: see the README's detection section).
 DEFAULT_INPUT_SIZE = (160, 192)  # (height, width): 240×320 frames letterbox to 144×192, 8 rows of padding each side
 DEFAULT_EPOCHS = 10
+#: Epochs of backbone warm-up as a digit classifier on the training split's own boxes (see `_warm_up_backbone`).
+DEFAULT_WARMUP_EPOCHS = 3
+WARMUP_CROP = 32  # pixels: the digits' size in the input (14–48 px) and the classification demo's
 DEFAULT_BATCH_SIZE = 16
 DEFAULT_LEARNING_RATE = 1e-2
 WEIGHT_DECAY = 1e-4
@@ -85,6 +88,7 @@ def train_detector(
     seed: int = 0,
     threads: int | None = None,
     progress: ProgressCallback | None = None,
+    warmup_epochs: int = DEFAULT_WARMUP_EPOCHS,
 ) -> DetectorTrainingReport:
     """Train fcos_digits on splits.train, keep the best epoch by val mAP50, measure test once, save a checkpoint."""
     import torch
@@ -106,6 +110,8 @@ def train_detector(
     val_images = _cache_images(val, spec)
 
     model = build_fcos_detector(num_classes=len(splits.labels), input_size=spec.size)
+    if warmup_epochs:
+        _warm_up_backbone(model, train_images, train_targets, classes=len(splits.labels), epochs=warmup_epochs, seed=seed)
     model.to(memory_format=torch.channels_last)  # measured ~25 % faster training steps on CPU (oneDNN)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=WEIGHT_DECAY)
     steps = -(-len(train_targets) // batch_size)
@@ -209,6 +215,46 @@ def _cache_training_set(dataset: CocoDetections, spec: PreprocessSpec) -> tuple[
         targets.append({"boxes": torch.from_numpy(boxes[keep].copy()),
                         "labels": torch.from_numpy(target.class_ids[keep].copy())})
     return _cache_images(dataset, spec), targets
+
+
+def _warm_up_backbone(model: Any, images: Any, targets: list[dict[str, Any]], *, classes: int, epochs: int,
+                      seed: int) -> None:
+    """Teach the backbone the digits first: classify each training box's crop, then detection starts from there.
+
+    Telling the ten digits apart is what a few minutes of detection training learn worst (class-agnostic
+    mAP50 runs far ahead of per-class); a classifier on the same backbone, fed 32 px crops of the
+    training split's own boxes (letterboxed, as the detector sees them), learns it in seconds. This is the
+    transfer learning the issue allows (from digit classification), on the training split only.
+    """
+    import torch
+    import torch.nn.functional as F  # noqa: N812
+
+    crops, labels = [], []
+    for image, target in zip(images, targets, strict=True):
+        for (x1, y1, x2, y2), label in zip(target["boxes"].tolist(), target["labels"].tolist(), strict=True):
+            pad = 0.1 * max(x2 - x1, y2 - y1)
+            top, left = max(0, int(y1 - pad)), max(0, int(x1 - pad))
+            window = image[:, top : int(y2 + pad) + 1, left : int(x2 + pad) + 1]
+            crops.append(F.interpolate(window[None], size=(WARMUP_CROP, WARMUP_CROP), mode="bilinear",
+                                       align_corners=False)[0])
+            labels.append(label)
+    crops, labels = torch.stack(crops).contiguous(memory_format=torch.channels_last), torch.tensor(labels)
+    body = model.fcos.backbone.body.eval()
+    with torch.no_grad():
+        last = body(crops[:2])
+    classifier = torch.nn.Linear(list(last.values())[-1].shape[1], classes)
+    optimizer = torch.optim.AdamW([*body.parameters(), *classifier.parameters()], lr=3e-3, weight_decay=WEIGHT_DECAY)
+    generator = torch.Generator().manual_seed(seed + 1)
+    body.train()
+    for _ in range(epochs):
+        for chosen in torch.randperm(len(labels), generator=generator).split(64):
+            if len(chosen) < 2:  # batch norm needs two samples
+                continue
+            features = list(body(crops[chosen]).values())[-1].mean(dim=(2, 3))
+            loss = F.cross_entropy(classifier(features), labels[chosen])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
 
 
 def describe(report: DetectorTrainingReport) -> str:

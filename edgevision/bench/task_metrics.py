@@ -48,6 +48,8 @@ def measure_task(engine: Runtime, data: str | Path, *, max_images: int | None, t
 def _top1(engine: Runtime, data: Path, max_images: int | None, tick: Tick) -> TaskMeasurement:
     from ..data.folder import ImageFolder
 
+    if (data / "annotations.json").is_file():
+        raise _wrong_data(engine, data, "a COCO detection split", "top-1 on an image folder (one folder per class)")
     folder = ImageFolder.open(data, labels=engine.bundle.manifest.labels)
     if max_images:
         folder = folder.subset(max_images)
@@ -67,6 +69,9 @@ def _coco_map(engine: Runtime, data: Path, max_images: int | None, tick: Tick) -
     from ..tasks.detect import postprocess_batch
 
     manifest = engine.bundle.manifest
+    if data.is_dir() and not (data / "annotations.json").exists() and any(p.is_dir() for p in data.iterdir()):
+        raise _wrong_data(engine, data, "an image folder (one folder per class)",
+                          "COCO mAP on a detection split (images/ + annotations.json)")
     dataset = CocoDetections.open(data, labels=manifest.labels)
     if max_images:
         dataset = dataset.subset(max_images)
@@ -90,6 +95,14 @@ def _coco_map(engine: Runtime, data: Path, max_images: int | None, tick: Tick) -
         name="mAP50-95", value=metrics.map50_95, images=metrics.images, extras={"mAP50": metrics.map50},
         postprocess_ms=post_ms, end_to_end_ms=total_ms,
     )
+
+
+def _wrong_data(engine: Runtime, data: Path, found: str, wanted: str) -> Exception:
+    from ..errors import ConfigError
+
+    task = engine.bundle.manifest.task.value
+    return ConfigError(f"{engine.bundle.path} is a {task} model, measured by {wanted}; {data} is {found}. "
+                       f"Pass the {task} data set's test split.")
 
 
 MEASUREMENTS: dict[Task, Callable[[Runtime, Path, int | None, Tick], TaskMeasurement]] = {

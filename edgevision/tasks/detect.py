@@ -276,6 +276,11 @@ def _nms(
     xywh = np.concatenate([boxes_xyxy[:, :2], boxes_xyxy[:, 2:] - boxes_xyxy[:, :2]], axis=1)
     if class_agnostic or (len(class_ids) and class_ids.min() == class_ids.max()):
         kept = cv2.dnn.NMSBoxes(xywh, scores, 0.0, float(iou_threshold))
-    else:
+    elif hasattr(cv2.dnn, "NMSBoxesBatched"):
         kept = cv2.dnn.NMSBoxesBatched(xywh, scores, class_ids.astype(np.int32), 0.0, float(iou_threshold))
+    else:  # OpenCV < 4.7 (Raspberry Pi OS Bookworm's apt build is 4.6): the same per-class NMS by offsetting
+        # each class's boxes into a region of their own, so boxes of different classes never overlap.
+        shifted = xywh.copy()
+        shifted[:, :2] += class_ids[:, None].astype(np.float32) * (float(np.abs(boxes_xyxy).max()) * 2.0 + 1.0)
+        kept = cv2.dnn.NMSBoxes(shifted, scores, 0.0, float(iou_threshold))
     return np.asarray(kept, dtype=np.int64).reshape(-1)

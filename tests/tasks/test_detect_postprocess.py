@@ -321,3 +321,20 @@ def test_boxes_wholly_inside_the_letterbox_padding_are_dropped():
     raw = np.array([[32, 8, 10, 10, 0.9], [32, 32, 10, 10, 0.8]], dtype=np.float32).T  # cxcywh px, one class
     found = decode_detections(raw, DetectionSpec(output="o", normalized_boxes=False), letterbox, (64, 64), ("x",))
     assert len(found) == 1 and found.scores[0] == np.float32(0.8)
+
+
+def test_per_class_nms_without_nmsboxesbatched_gives_the_same_boxes(monkeypatch):
+    """Raspberry Pi OS's apt OpenCV (4.6) has no cv2.dnn.NMSBoxesBatched: the offset fallback must agree."""
+    import numpy as np
+
+    from edgevision.tasks import detect
+
+    rng = np.random.default_rng(0)
+    corners = rng.uniform(0, 300, size=(400, 2)).astype(np.float32)
+    boxes = np.concatenate([corners, corners + rng.uniform(10, 80, size=(400, 2)).astype(np.float32)], axis=1)
+    scores = rng.uniform(0.3, 1.0, 400).astype(np.float32)
+    classes = rng.integers(0, 5, 400)
+    with_batched = detect._nms(boxes, scores, classes, iou_threshold=0.5, class_agnostic=False)
+    monkeypatch.delattr(detect.cv2.dnn, "NMSBoxesBatched")
+    without = detect._nms(boxes, scores, classes, iou_threshold=0.5, class_agnostic=False)
+    assert sorted(without.tolist()) == sorted(with_batched.tolist()) and len(without) > 50

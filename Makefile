@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 ## The main job: train the digits model, export every format, bench them all, compress and bench again
-## (2 min 56 s after the install on a quiet 2-core machine, 2026-11-29; see README).
+## (classifier half 2 min 56 s quiet, 2026-11-29; with detection ≈ 12–13 min on a quiet 2-core machine: see README).
 demo: install
 	$(VENV)/bin/edgevision demo --out runs/demo
 

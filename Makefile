@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 ## The main job: train the digits model, export every format, bench them all, compress and bench again
-## (classifier half 2 min 56 s quiet, 2026-11-29; with detection ≈ 12–13 min on a quiet 2-core machine: see README).
+## (classifier half 2 min 56 s quiet, 2026-11-29; with detection ≈ 12–13 min estimated from its parts: see README).
 demo: install
 	$(VENV)/bin/edgevision demo --out runs/demo
 

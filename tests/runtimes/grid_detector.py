@@ -20,7 +20,10 @@ LABELS = ("red", "blue")
 ARCHITECTURE = "tests_grid_detector"
 
 
-def build_grid_detector(*, num_classes: int = 2, input_size: tuple[int, int] | None = None):  # noqa: ANN201
+def build_grid_detector(  # noqa: ANN201
+    *, num_classes: int = 2, input_size: tuple[int, int] | None = None, with_means: bool = False
+):
+    """The grid module; `with_means` also returns the cell means, first (the raw head then is not the primary output)."""
     import torch
 
     if num_classes != len(LABELS) or tuple(input_size or (SIZE, SIZE)) != (SIZE, SIZE):
@@ -40,7 +43,8 @@ def build_grid_detector(*, num_classes: int = 2, input_size: tuple[int, int] | N
             pooled = self.pool(images).flatten(2)  # (N, 3, 16 cells)
             means = torch.cat([pooled[:, 0:1], pooled[:, 2:3]], dim=1)  # red, blue
             scores = torch.sigmoid(50.0 * (means - 0.5))
-            return torch.cat([self.boxes.expand(images.shape[0], -1, -1), scores], dim=1)
+            raw = torch.cat([self.boxes.expand(images.shape[0], -1, -1), scores], dim=1)
+            return (means, raw) if with_means else raw
 
     return GridDetector().eval()
 

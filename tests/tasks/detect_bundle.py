@@ -24,9 +24,8 @@ from edgevision.bundle import (
 )
 from edgevision.types import Format, Precision, ResizePolicy, Task
 
-SIZE = 64
-CELL = 16
-LABELS = ("red", "blue")
+from tests.runtimes.grid_detector import CELL, LABELS, SIZE, build_grid_detector
+
 #: A 48×96 (h×w) frame letterboxes at scale 2/3 to 32×64 placed 16 rows down: cell (row, col) of the input
 #: covers frame pixels x 24·col .. 24·(col+1), y 24·(row−1) .. 24·row (× k for a frame k times as big).
 FRAME_SHAPE = (48, 96, 3)
@@ -51,22 +50,6 @@ def write_detect_bundle(directory: Path, *, class_agnostic: bool = False, extra_
     """
     import torch
 
-    class GridDetector(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            cells = SIZE // CELL
-            centres = (torch.arange(cells, dtype=torch.float32) + 0.5) * CELL
-            cy, cx = torch.meshgrid(centres, centres, indexing="ij")
-            side = torch.full((cells * cells,), float(CELL))
-            self.register_buffer("boxes", torch.stack([cx.reshape(-1), cy.reshape(-1), side, side]))
-            self.pool = torch.nn.AvgPool2d(CELL)
-
-        def forward(self, images: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-            means = self.pool(images)[:, [0, 2]].flatten(2)  # (N, 2 classes, 16 cells): red, blue
-            scores = torch.sigmoid(50.0 * (means - 0.5))
-            raw = torch.cat([self.boxes.expand(images.shape[0], -1, -1), scores], dim=1)
-            return (means, raw) if extra_first_output else raw
-
     cells = (SIZE // CELL) ** 2
     outputs = [OutputSpec(name="output0", shape=(-1, 4 + len(LABELS), cells), meaning="boxes_scores")]
     if extra_first_output:
@@ -74,7 +57,7 @@ def write_detect_bundle(directory: Path, *, class_agnostic: bool = False, extra_
     names = [o.name for o in outputs]
     directory.mkdir(parents=True, exist_ok=True)
     torch.onnx.export(
-        GridDetector().eval(), (torch.zeros(1, 3, SIZE, SIZE),), str(directory / "model.onnx"), dynamo=False,
+        build_grid_detector(with_means=extra_first_output), (torch.zeros(1, 3, SIZE, SIZE),), str(directory / "model.onnx"), dynamo=False,
         opset_version=17, input_names=["images"], output_names=names,
         dynamic_axes={"images": {0: "batch"}, **{name: {0: "batch"} for name in names}},
     )

@@ -20,7 +20,7 @@ LABELS = ("red", "blue")
 ARCHITECTURE = "tests_grid_detector"
 
 
-def build_grid_detector(  # noqa: ANN201
+def build_grid_detector(
     *, num_classes: int = 2, input_size: tuple[int, int] | None = None, with_means: bool = False
 ):
     """The grid module; `with_means` also returns the cell means, first (the raw head then is not the primary output)."""
@@ -49,7 +49,7 @@ def build_grid_detector(  # noqa: ANN201
     return GridDetector().eval()
 
 
-def grid_detector_model():  # noqa: ANN201 - a TrainedModel
+def grid_detector_model():
     from edgevision.bundle import DetectionSpec, PreprocessSpec
     from edgevision.model import CUSTOM_ARCHITECTURES, TrainedModel
     from edgevision.types import ResizePolicy, Task

@@ -23,7 +23,6 @@ from edgevision.bundle import (
     write_manifest,
 )
 from edgevision.types import Format, Precision, ResizePolicy, Task
-
 from tests.runtimes.grid_detector import CELL, LABELS, SIZE, build_grid_detector
 
 #: A 48×96 (h×w) frame letterboxes at scale 2/3 to 32×64 placed 16 rows down: cell (row, col) of the input

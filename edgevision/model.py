@@ -16,7 +16,7 @@ import numpy as np
 
 from .bundle import DetectionSpec, PreprocessSpec
 from .errors import ConfigError, ModelFileError, UnknownNameError, did_you_mean
-from .source import torch_reference_outputs, torch_weights_sha256
+from .source import LabelledInput, torch_reference_outputs, torch_weights_sha256
 from .types import Task
 
 CHECKPOINT_KIND = "edgevision.checkpoint/1"
@@ -24,7 +24,7 @@ ARCHITECTURES = ("resnet18", "resnet34", "resnet50", "mobilenet_v2", "mobilenet_
 
 
 @dataclass
-class TrainedModel:
+class TrainedModel(LabelledInput):
     """A model ready to compress or export. `module` is a torch.nn.Module in eval mode.
 
     For task detect, `module` is the deployable graph (image batch → raw head output, see
@@ -46,14 +46,6 @@ class TrainedModel:
         if (self.task is Task.DETECT) != (self.detection is not None):
             raise ConfigError("A detector needs task=Task.DETECT and a DetectionSpec; a classifier has neither.")
         self.module.eval()
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.labels)
-
-    @property
-    def input_size(self) -> tuple[int, int]:
-        return tuple(self.preprocess.size)  # type: ignore[return-value]
 
     @property
     def framework(self) -> str:

@@ -109,7 +109,22 @@ class ReferenceOutputs:
         return np.stack([self._seen[key] for key in keys])
 
 
-class ModuleSource:
+class LabelledInput:
+    """`num_classes` and `input_size`, derived from `labels` and `preprocess`: every source shares them."""
+
+    labels: list[str]
+    preprocess: PreprocessSpec
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return tuple(self.preprocess.size)  # type: ignore[return-value]
+
+
+class ModuleSource(LabelledInput):
     """A bare torch module described by an existing bundle's manifest: for callers written before sources.
 
     `check_parity(trained_model.module, bundle, ...)` worked before the ModelSource interface;
@@ -123,14 +138,6 @@ class ModuleSource:
                  task: Task, detection: DetectionSpec | None) -> None:
         self.module, self.name, self.labels, self.preprocess = module, name, labels, preprocess
         self.task, self.detection, self.notes = task, detection, {}
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.labels)
-
-    @property
-    def input_size(self) -> tuple[int, int]:
-        return tuple(self.preprocess.size)  # type: ignore[return-value]
 
     def weights_sha256(self) -> str:
         return torch_weights_sha256(self.module)

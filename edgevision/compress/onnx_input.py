@@ -38,6 +38,7 @@ from ..errors import CompressionError, ConfigError, ModelFileError
 from ..export.base import ExportArtifact, package_version
 from ..export.parity import DEFAULT_PARITY, ParityConfig, open_parity_data
 from ..export.writer import BundleChecks, finish_bundle
+from ..source import LabelledInput
 from ..types import BoxFormat, ColorOrder, Format, Layout, Precision, ResizePolicy, Task, parse_one_enum
 
 MODEL_FILE = "model.onnx"
@@ -109,7 +110,7 @@ def ultralytics_detection(output: str, *, strides: tuple[int, ...] = ()) -> Dete
 
 
 @dataclass(kw_only=True)
-class OnnxModel:
+class OnnxModel(LabelledInput):
     """An ONNX model plus what the graph cannot say: an `edgevision.source.ModelSource`. Build it with `open`.
 
     `task` says what its one output holds (classify: logits; detect: the raw
@@ -189,14 +190,6 @@ class OnnxModel:
     @property
     def framework(self) -> str:
         return "onnx"
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.labels)
-
-    @property
-    def input_size(self) -> tuple[int, int]:
-        return tuple(self.preprocess.size)  # type: ignore[return-value]
 
     def weights_sha256(self) -> str:
         return sha256_file(self.path)

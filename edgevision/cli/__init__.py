@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 
 import typer
 
@@ -25,10 +26,13 @@ app = typer.Typer(
 )
 
 
-
 @app.callback()
 def _root() -> None:
     """Make image-recognition models small, fast and correct on edge devices."""
+    # OpenVINO's model converter starts its telemetry sender with multiprocessing's fork, and JAX (imported by
+    # litert-torch for TFLite export) warns about any fork in the process. edgevision itself never forks (bench
+    # rows are fresh subprocesses), so the warning only repeats a library's internals to the user.
+    warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
 
 
 for _name in COMMAND_MODULES:

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .._optional import require
+from .._quiet import native_stderr_captured
 from ..errors import ConfigError, ExportError
 from ..model import TrainedModel
 from ..types import Layout, Precision
@@ -190,10 +191,11 @@ def _interpreter(path: Path):  # noqa: ANN202 - ai_edge_litert.interpreter.Inter
     require("ai_edge_litert", extra="tflite", what="LiteRT (ai-edge-litert)")
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    interpreter = Interpreter(
-        model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    )
-    interpreter.allocate_tensors()
+    with native_stderr_captured():
+        interpreter = Interpreter(
+            model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        )
+        interpreter.allocate_tensors()
     return interpreter
 
 
@@ -210,7 +212,7 @@ def _quiet_converter() -> Iterator[None]:
     previous = os.environ.get("LITERT_TORCH_SHOW_PROGRESS")
     os.environ["LITERT_TORCH_SHOW_PROGRESS"] = "n"
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()), native_stderr_captured():
             warnings.simplefilter("ignore")
             yield
     finally:

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .._optional import require
+from .._quiet import native_stderr_captured
 from ..errors import EngineNotInstalledError, ModelFileError
 from ..types import Format
 from .base import Runtime, RuntimeOptions
@@ -65,12 +66,13 @@ class TFLiteRuntime(Runtime):
     def _load(self) -> None:
         module = import_interpreter()
         resolver = module.OpResolverType
-        self._interpreter = module.Interpreter(
-            model_path=str(self.bundle.model_path),
-            num_threads=self.options.threads,
-            experimental_op_resolver_type=resolver.AUTO if self.options.xnnpack else resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-        )
-        self._interpreter.allocate_tensors()
+        with native_stderr_captured():  # LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate" banner
+            self._interpreter = module.Interpreter(
+                model_path=str(self.bundle.model_path),
+                num_threads=self.options.threads,
+                experimental_op_resolver_type=resolver.AUTO if self.options.xnnpack else resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+            )
+            self._interpreter.allocate_tensors()
         self._input: dict[str, Any] = self._interpreter.get_input_details()[0]
         self._outputs_details: list[dict[str, Any]] = self._interpreter.get_output_details()
         if len(self._outputs_details) != len(self.output_names):

@@ -10,11 +10,12 @@ effect on accuracy and returns the most sensitive ones to float until the drop i
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import tempfile
 import warnings
-from dataclasses import replace
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -125,12 +126,13 @@ def _float_layers(model: Any) -> str:
 
 @contextlib.contextmanager
 def _quiet_nncf() -> Iterator[None]:
-    """NNCF logs each step at INFO and draws progress bars; show only its warnings."""
+    """NNCF logs each step at INFO and draws its own rich progress bars on stdout; show only its warnings."""
     logger = logging.getLogger("nncf")
     level = logger.level
     logger.setLevel(logging.WARNING)
     try:
-        yield
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
     finally:
         logger.setLevel(level)
 

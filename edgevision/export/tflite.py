@@ -19,8 +19,9 @@ import io
 import os
 import re
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -85,25 +86,55 @@ def cast_weights_to_fp16(path: Path) -> None:
 
 
 def quantize_tflite_int8(
-    model: TrainedModel, directory: Path, calibration_batches: Iterable[np.ndarray], *, max_samples: int = 300
+    model: TrainedModel,
+    directory: Path,
+    calibration_batches: Iterable[np.ndarray],
+    *,
+    max_samples: int = 300,
+    activation_bits: int = 8,
+    float_scope: Callable[[Path], Any] | None = None,
+    float_io: bool = False,
 ) -> ExportArtifact:
-    """Write a full-integer INT8 ``model.tflite`` (int8 input and output) into `directory`.
+    """Write an integer ``model.tflite`` into `directory`: full-integer INT8 unless a float scope is kept.
 
     `calibration_batches` yields preprocessed float32 batches in NCHW (what `preprocess_batch`
     returns for the model's input spec); up to `max_samples` images set the activation ranges.
-    Weights are per-channel symmetric int8, activations per-tensor asymmetric int8
-    (ai-edge-quantizer ``static_wi8_ai8`` on the FP32 file). The samples are held in memory
+    Weights are per-channel symmetric int8, activations per-tensor int8 (ai-edge-quantizer
+    ``static_wi8_ai8`` on the FP32 file) or int16 with `activation_bits=16` (``static_wi8_ai16``).
+    `float_scope(fp32_path)` returns the ops to leave in float (a `head_scope.HeadScope`, whose
+    `tensors` name them): the recipe selects each by its output tensor name with the NO_QUANTIZE
+    algorithm, and `verify(path)` on the scope is the caller's. `float_io` keeps the graph's input and
+    output float32 (QUANTIZE/DEQUANTIZE at the edges; a detect bundle's contract). The samples are held in memory
     (the quantizer passes over them twice). The caller runs parity, as for any format.
     """
     require("ai_edge_quantizer", extra="tflite-export", what="ai-edge-quantizer")
-    from ai_edge_quantizer import quantizer, recipe
+    from ai_edge_quantizer import qtyping, quantizer
 
+    if activation_bits not in (8, 16):
+        raise ConfigError(f"TFLite activations are int8 or int16, got {activation_bits} bits.")
     path = directory / MODEL_FILE
     float_path = directory / "model.fp32.tflite"
     nhwc_samples = list(_nhwc_samples(model, calibration_batches, max_samples))  # bad data fails before converting
     write_fp32_tflite(model, float_path)
     try:
-        engine = quantizer.Quantizer(str(float_path), recipe.static_wi8_ai8())
+        engine = quantizer.Quantizer(str(float_path))
+        engine.add_static_config(
+            regex=".*", operation_name=qtyping.TFLOperationName.ALL_SUPPORTED, activation_num_bits=activation_bits,
+            weight_num_bits=8,
+        )
+        scope = float_scope(float_path) if float_scope is not None else None
+        if scope is not None:
+            # an op's scope in ai-edge-quantizer is "out1;out2;": select the scope's ops by exact output names
+            names = "|".join(re.escape(name) for name in scope.tensors)
+            engine.update_quantization_recipe(
+                regex=f"^(?:{names});", operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
+                algorithm_key=quantizer.AlgorithmName.NO_QUANTIZE,
+            )
+        if float_io:
+            for edge in (qtyping.TFLOperationName.INPUT, qtyping.TFLOperationName.OUTPUT):
+                engine.update_quantization_recipe(
+                    regex=".*", operation_name=edge, algorithm_key=quantizer.AlgorithmName.NO_QUANTIZE
+                )
         signature, input_name = _signature_input(float_path)
         samples = [{input_name: sample} for sample in nhwc_samples]
         try:
@@ -117,7 +148,8 @@ def quantize_tflite_int8(
         float_path.unlink(missing_ok=True)
     versions = {
         **_converter_versions(), "ai-edge-quantizer": package_version("ai-edge-quantizer"),
-        "int8_recipe": "static_wi8_ai8", "calibration_samples": str(len(samples)),
+        "int8_recipe": f"static_wi8_ai{activation_bits}" + (" + float head" if scope is not None else ""),
+        "calibration_samples": str(len(samples)),
     }
     return _artifact(path, model, versions)
 

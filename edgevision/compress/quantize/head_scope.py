@@ -127,7 +127,7 @@ def verify_onnx_head_float(graph: Any, scope: HeadScope) -> None:
     by_name = {node.name: node for node in graph.node}
     missing = [name for name in scope.nodes if name not in by_name]
     if missing:
-        raise CompressionError(f"The quantised ONNX graph lost head node(s) {missing[:5]} that had to stay in float.")
+        raise CompressionError(f"The quantised ONNX graph lost head node(s) {missing[:5]} that must stay in float (the quantiser fused or removed them).")
     learned = set(scope.learned)
     problems = []
     for name in scope.nodes:
@@ -199,7 +199,7 @@ def verify_openvino_head_float(model: Any, scope: HeadScope) -> None:
     by_name = {op.get_friendly_name(): op for op in model.get_ordered_ops()}
     missing = [name for name in scope.nodes if name not in by_name]
     if missing:
-        raise CompressionError(f"The quantised OpenVINO model lost head op(s) {missing[:5]} that had to stay in float.")
+        raise CompressionError(f"The quantised OpenVINO model lost head op(s) {missing[:5]} that must stay in float (the quantiser fused or removed them).")
     learned = set(scope.learned)
     problems = []
     for name in scope.nodes:
@@ -277,7 +277,7 @@ def verify_tflite_head_float(path: Path, scope: HeadScope) -> None:
     found = sorted({by_output[name] for name in wanted if name in by_output})
     missing = [name for name in scope.tensors if name not in by_output]
     if missing:
-        raise CompressionError(f"The quantised TFLite file lost head tensor(s) {missing[:5]} that had to stay in float.")
+        raise CompressionError(f"The quantised TFLite file lost head tensor(s) {missing[:5]} that must stay in float (the quantiser fused or removed them).")
     problems = []
     for index in found:
         op = ops[index]

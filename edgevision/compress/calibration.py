@@ -167,7 +167,7 @@ class OrtCalibrationReader:
         self._iterator = None
 
     def __len__(self) -> int:
-        return -(-len(self.calibration) // self.batch_size)
+        return (len(self.calibration) + self.batch_size - 1) // self.batch_size
 
 
 def ort_calibration_reader(

@@ -27,7 +27,7 @@ def measure_detection_map(
     max_accuracy_drop: float,
     runtime: str | None = None,
     options: RuntimeOptions | None = None,
-):  # noqa: ANN201 - AccuracyReport (imported late to avoid a cycle with guard)
+):
     """An AccuracyReport with metric mAP50-95 (and mAP50 beside it) for `bundle` and its source on `validation`."""
     from ..data.coco import CocoDetections
     from ..metrics.detection import EVAL_SCORE_THRESHOLD, coco_map

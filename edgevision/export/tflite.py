@@ -63,7 +63,7 @@ def write_fp32_tflite(model: TrainedModel, path: Path) -> None:
     try:
         with _quiet_converter():
             litert_torch.convert(nhwc_model, example).export(str(path))
-    except Exception as exc:  # noqa: BLE001 - torch.export and the MLIR passes raise many types
+    except Exception as exc:
         raise _conversion_error(exc) from exc
 
 
@@ -80,7 +80,7 @@ def cast_weights_to_fp16(path: Path) -> None:
     try:
         with _quiet_converter():
             result = engine.quantize(enable_progress_report=False)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise ExportError(f"ai-edge-quantizer could not cast the weights to FP16: {_first_line(exc)}") from exc
     path.write_bytes(bytes(result.quantized_model))
 
@@ -141,7 +141,7 @@ def quantize_tflite_int8(
             with _quiet_converter():
                 ranges = engine.calibrate({signature: samples}, num_threads=os.cpu_count() or 1)
                 result = engine.quantize(ranges, enable_progress_report=False)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise ExportError(f"ai-edge-quantizer could not quantise the model to INT8: {_first_line(exc)}") from exc
         path.write_bytes(bytes(result.quantized_model))
     finally:
@@ -218,7 +218,7 @@ def _signature_input(path: Path) -> tuple[str, str]:
     return key, signatures[key]["inputs"][0]
 
 
-def _interpreter(path: Path):  # noqa: ANN202 - ai_edge_litert.interpreter.Interpreter
+def _interpreter(path: Path):
     require("ai_edge_litert", extra="tflite", what="LiteRT (ai-edge-litert)")
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 

@@ -73,7 +73,7 @@ def test_head_float_int8_runs_keeps_the_head_float_and_stays_within_budget(detec
     if fmt == "tflite":
         pytest.importorskip("litert_torch")
         pytest.importorskip("ai_edge_quantizer")
-    model, splits = detector
+    _, splits = detector
     bundle = _quantize(detector, tmp_path / fmt, fmt, max_accuracy_drop=BUDGET)
     manifest = bundle.manifest
     assert manifest.task is Task.DETECT and manifest.precision.value == "int8"

@@ -58,7 +58,7 @@ def test_fcos_scope_is_the_prediction_convs_and_all_decoding(fcos_onnx):
     assert {"Sigmoid", "Sqrt", "Clip", "Concat", "Transpose"} <= ops
     assert _ops(graph, [graph.node[-1].name]) == ["Transpose"] and graph.node[-1].name in scope.nodes
     convs = [n.name for n in graph.node if n.op_type == "Conv"]
-    assert set(c for c in convs if c in scope.nodes) == set(scope.learned)  # no trunk/tower conv
+    assert {c for c in convs if c in scope.nodes} == set(scope.learned)  # no trunk/tower conv
     assert not any(n.startswith("/backbone") for n in scope.nodes if _ops(graph, [n])[0] != "Shape")
 
 
@@ -77,11 +77,10 @@ def test_a_graph_without_learned_layers_before_its_output_has_no_head_to_keep():
 
 
 def test_onnx_verifier_passes_head_float_and_fails_plain_quantisation(fcos_onnx, tmp_path):
+    import numpy as np
     from onnxruntime.quantization import QuantFormat, quantize_static
     from onnxruntime.quantization.calibrate import CalibrationDataReader
     from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    import numpy as np
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:

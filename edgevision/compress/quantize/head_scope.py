@@ -268,7 +268,7 @@ def verify_tflite_head_float(path: Path, scope: HeadScope) -> None:
     a prediction layer's activation (the dequantised trunk) must be float32 and not come from a
     QUANTIZE/DEQUANTIZE op.
     """
-    model, subgraph, codes = _tflite_model(path)
+    _, subgraph, codes = _tflite_model(path)
     ops = subgraph.operators
     producer = {out: i for i, op in enumerate(ops) for out in op.outputs}
     by_output = {_tensor_name(subgraph, out): i for i, op in enumerate(ops) for out in op.outputs if out >= 0}

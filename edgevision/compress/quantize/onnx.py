@@ -70,7 +70,7 @@ def write_qdq_onnx(
         try:
             with _quiet():
                 quant_pre_process(str(float_path), str(prepared_path))
-        except Exception as exc:  # noqa: BLE001 - shape inference raises many types
+        except Exception as exc:
             raise CompressionError(
                 f"ONNX Runtime could not prepare the graph for quantisation: {_first_line(exc)}. "
                 "Check that the model runs in ONNX Runtime at FP32 first."
@@ -94,7 +94,7 @@ def write_qdq_onnx(
                     calibrate_method=CalibrationMethod.MinMax,
                     extra_options={"ActivationSymmetric": symmetric_activations, "WeightSymmetric": True},
                 )
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise CompressionError(f"ONNX Runtime could not quantise the model to INT8: {_first_line(exc)}") from exc
         if scope is not None:
             verify_onnx_head_float(onnx.load(str(path), load_external_data=False).graph, scope)

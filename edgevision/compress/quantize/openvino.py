@@ -33,7 +33,15 @@ from ...export.base import package_version
 from ...preprocess import preprocess_batch
 from ...types import Format, Layout, Precision
 from ..calibration import nncf_dataset
-from .base import AccuracyControl, QuantizeRequest, QuantizeResult, detection_output, head_note, ignored_note, write_source_onnx
+from .base import (
+    AccuracyControl,
+    QuantizeRequest,
+    QuantizeResult,
+    detection_output,
+    head_note,
+    ignored_note,
+    write_source_onnx,
+)
 from .head_scope import HeadScope, openvino_head_scope, verify_openvino_head_float
 from .scope import resolve_ignored_scope
 
@@ -81,7 +89,7 @@ def quantize_openvino(source: Any, directory: Path, *, request: QuantizeRequest)
                 how += " (mixed preset)" if detector else ""
         except ConfigError:
             raise
-        except Exception as exc:  # noqa: BLE001 - NNCF raises its own and engine errors
+        except Exception as exc:
             raise CompressionError(f"NNCF could not quantise the model: {_first_line(exc)}") from exc
         artifact = save_ir(quantized, directory, precision=Precision.INT8)
     if scope is not None:

@@ -57,7 +57,7 @@ def _recall(detections: Any, target: Any) -> float:
     top_left = np.maximum(truth[:, None, :2], boxes[None, :, :2])
     bottom_right = np.minimum(truth[:, None, 2:], boxes[None, :, 2:])
     inter = np.prod(np.clip(bottom_right - top_left, 0, None), axis=2)
-    area = lambda b: np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)  # noqa: E731
+    area = lambda b: np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
     iou = inter / np.maximum(area(truth)[:, None] + area(boxes)[None, :] - inter, 1e-9)
     same = np.asarray(target.class_ids)[:, None] == np.asarray(detections.class_ids)[None, :]
     return float(np.mean(((iou >= RECALL_IOU) & same).any(axis=1)))

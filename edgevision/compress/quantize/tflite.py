@@ -37,7 +37,6 @@ def quantize_tflite(source: Any, directory: Path, *, request: QuantizeRequest) -
             "Drop ignored_scope, or quantise for onnx/openvino, which keep ignored layers in float."
         )
     from ...export.tflite import quantize_tflite_int8
-
     from .head_scope import tflite_head_scope, verify_tflite_head_float
 
     calibration = request.calibration

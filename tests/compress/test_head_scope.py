@@ -113,3 +113,28 @@ def test_openvino_walk_finds_the_same_prediction_layers(fcos_onnx):
     assert len(scope.learned) == FCOS_PREDICTION_LAYERS
     assert all(("cls_logits" in n or "bbox_reg" in n or "bbox_ctrness" in n) for n in scope.learned)
     assert not any(n.startswith("/backbone") and "Conv" in n for n in scope.nodes)
+
+
+def test_tensorrt_pins_the_layers_made_from_the_listed_nodes(tmp_path):
+    from edgevision.runtimes.tensorrt_precision import FLOAT_LAYERS_FILE, layer_matches, read_float_layers
+
+    wanted = {"/head/cls_logits/Conv", "/Sigmoid"}
+    assert layer_matches("/Sigmoid", wanted) and layer_matches("/head/cls_logits/Conv_3", wanted)
+    assert not layer_matches("/Sigmoid_1x", wanted) and not layer_matches("/backbone/Conv", wanted)
+    assert read_float_layers(tmp_path) == []
+    (tmp_path / FLOAT_LAYERS_FILE).write_text('["/Sigmoid"]')
+    assert read_float_layers(tmp_path) == ["/Sigmoid"]
+
+
+def test_tensorrt_head_float_engine_builds_where_tensorrt_is_present(fcos_onnx):
+    trt = pytest.importorskip("tensorrt")  # skips here: TensorRT cannot be installed on this machine
+    from edgevision.runtimes.tensorrt_precision import pin_float_layers
+
+    scope = onnx_head_scope(onnx.load(str(fcos_onnx)).graph, "boxes_scores")
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    network = builder.create_network(0)
+    assert trt.OnnxParser(network, logger).parse_from_file(str(fcos_onnx))
+    config = builder.create_builder_config()
+    assert pin_float_layers(trt, network, config, list(scope.nodes)) >= len(scope.learned)
+    assert config.get_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)

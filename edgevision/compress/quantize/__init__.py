@@ -76,7 +76,9 @@ def quantize(
     prec = parse_one_enum(Precision, precision, option="precision")
     check_max_drop(max_accuracy_drop)
     if max_accuracy_drop is not None and validation is None:
-        raise ConfigError("max_accuracy_drop needs validation=<ImageFolder> to measure accuracy on.")
+        raise ConfigError(
+            "max_accuracy_drop needs validation=<ImageFolder> (a detector: <COCO val split>) to measure accuracy on."
+        )
     if isinstance(ignored_scope, str):
         raise ConfigError(f"ignored_scope takes a tuple of module names, e.g. ({ignored_scope!r},), not a string.")
     validation = Path(validation) if validation is not None else None

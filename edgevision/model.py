@@ -198,8 +198,9 @@ def conform_to_state_dict(module: Any, state_dict: dict) -> None:
         elif isinstance(child, nn.BatchNorm2d) and weight.shape[0] != child.num_features:
             replacement = nn.BatchNorm2d(weight.shape[0], eps=child.eps, momentum=child.momentum)
         elif isinstance(child, nn.GroupNorm) and weight.shape[0] != child.num_channels:
-            # pruning removes channels from every group alike, so the group count is unchanged
-            replacement = nn.GroupNorm(child.num_groups, weight.shape[0], eps=child.eps, affine=child.affine)
+            # pruning removes whole groups, so the channels per group are the architecture's
+            groups = weight.shape[0] // (child.num_channels // child.num_groups)
+            replacement = nn.GroupNorm(groups, weight.shape[0], eps=child.eps, affine=child.affine)
         if replacement is not None:
             parent_name, _, attr = name.rpartition(".")
             parent = module.get_submodule(parent_name) if parent_name else module

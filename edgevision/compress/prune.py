@@ -19,13 +19,16 @@ from the output to the nearest learned layers (for fcos_digits: cls_logits, bbox
 keep their outputs; backbone, FPN and the head's intermediate convs are pruned. `train_data` and
 `val_data` are COCO split folders; Taylor importance and fine-tuning use the FCOS loss, BatchNorm
 recalibration the letterboxed training images, and the report gives val mAP50-95 (and mAP50).
-Layers normalised by GroupNorm (FCOS's head) lose the same number of channels from every group, at
-least one kept per group; the group count never changes, so the kept count stays a multiple of it.
+Layers normalised by GroupNorm (FCOS's head) lose whole norm groups, ranked by their mean importance:
+the groups that stay normalise exactly as before, so a one-shot prune keeps what they compute
+(torch-pruning's default takes the same channel from every group instead, which changes every
+group's statistics), and the kept width is a multiple of both `round_to` and the group size.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -327,12 +330,15 @@ def prediction_layers(module: Any, input_size: tuple[int, int]) -> list[str]:
     return sorted(set(found))
 
 
-def _trace(module: Any, input_size: tuple[int, int]) -> Any:
+def _trace(module: Any, input_size: tuple[int, int], *, whole_norm_groups: bool = False) -> Any:
     torch = require("torch", extra="compress", what="PyTorch")
     tp = require("torch_pruning", extra="compress", what="torch-pruning")
 
     try:
-        return tp.DependencyGraph().build_dependency(module, example_inputs=torch.zeros(1, 3, *input_size))
+        return tp.DependencyGraph().build_dependency(
+            module, example_inputs=torch.zeros(1, 3, *input_size),
+            customized_pruners={torch.nn.GroupNorm: _group_norm_pruner()} if whole_norm_groups else None,
+        )
     except Exception as exc:  # tracing can fail in many ways
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CompressionError(f"torch-pruning could not trace the model's dependency graph: {first}") from exc
@@ -363,24 +369,21 @@ class _PrunePlan:
 
     module: Any
     protected: list[Any]
-    widths: list[tuple[Any, int, int]]  # (root layer, output channels, GroupNorm groups or 1)
+    widths: list[tuple[Any, int, int]]  # (root layer, output channels, channels per GroupNorm group or 1)
     input_size: tuple[int, int]
     round_to: int | None
 
     @classmethod
     def of(cls, module: Any, protected: list[Any], input_size: tuple[int, int], *, round_to: int | None) -> _PrunePlan:
-        torch = require("torch", extra="compress", what="PyTorch")
         tp = require("torch_pruning", extra="compress", what="torch-pruning")
 
-        graph = _trace(module, input_size)
+        graph = _trace(module, input_size, whole_norm_groups=True)
         ignored = [layer for root in protected for layer in root.modules()]
         roots = (tp.ops.TORCH_CONV, tp.ops.TORCH_LINEAR, tp.ops.TORCH_LSTM)
         widths = []
         for group in graph.get_all_groups(ignored_layers=ignored, root_module_types=roots):
             root = group[0][0].target.module
-            norms = [dep.target.module.num_groups for dep, _ in group
-                     if isinstance(dep.target.module, torch.nn.GroupNorm)]
-            widths.append((root, graph.get_out_channels(root), max(norms, default=1)))
+            widths.append((root, graph.get_out_channels(root), _norm_group_size(group)))
         if not any(width > (round_to or 1) for _, width, _ in widths):
             raise CompressionError(
                 f"No prunable layer is wider than round_to={round_to}: everything is ignored or already minimal."
@@ -409,30 +412,82 @@ class _PrunePlan:
             PruneImportance.TAYLOR: tp.importance.TaylorImportance,
         }[importance]()
         return tp.pruner.BasePruner(
-            self.module, torch.zeros(1, 3, *self.input_size), importance=scorer, pruning_ratio=pruning_ratio,
-            pruning_ratio_dict=ratios, iterative_steps=steps, ignored_layers=self.protected, round_to=None,
-            global_pruning=False,
+            self.module, torch.zeros(1, 3, *self.input_size), importance=_whole_norm_groups(scorer),
+            pruning_ratio=pruning_ratio, pruning_ratio_dict=ratios, iterative_steps=steps,
+            ignored_layers=self.protected, round_to=None, global_pruning=False,
+            customized_pruners={torch.nn.GroupNorm: _group_norm_pruner()},
         )
 
 
-def _group_ratio(width: int, groups: int, pruning_ratio: float, round_to: int | None) -> float:
+def _group_ratio(width: int, norm_group_size: int, pruning_ratio: float, round_to: int | None) -> float:
     """The torch-pruning ratio that leaves exactly the rounded channel count in one group.
 
-    Plain groups keep int(width · (1 − ratio)) rounded down to `round_to`, but at least `round_to`
-    (a group no wider stays whole). GroupNorm groups keep the same count in each of their `groups`
-    groups, at least one. torch-pruning keeps int(n · (1 − r)) of n channels (per norm group), so
-    r = 1 − (kept + ½) / n hits `kept` exactly whatever the float rounding.
+    A group keeps int(width · (1 − ratio)) rounded down to a multiple of `round_to` (and of its
+    GroupNorm group size, so whole norm groups go), but at least one such unit; a group no wider
+    stays whole. torch-pruning keeps int(n · (1 − r)) of n channels, so r = 1 − (kept + ½) / n hits
+    `kept` exactly whatever the float rounding.
     """
-    unit = round_to or 1
-    if groups > 1:
-        per_group = width // groups
-        kept = max(1, int(per_group * (1.0 - pruning_ratio)))
-        return max(0.0, 1.0 - (kept + 0.5) / per_group)
+    unit = math.lcm(round_to or 1, norm_group_size)
     if width <= unit:
         return 0.0
     kept = int(width * (1.0 - pruning_ratio))
     kept = max(unit, kept - kept % unit)
     return max(0.0, 1.0 - (kept + 0.5) / width)
+
+
+def _norm_group_size(group: Any) -> int:
+    """Channels per GroupNorm group among a dependency group's layers (1 without GroupNorm)."""
+    torch = require("torch", extra="compress", what="PyTorch")
+
+    sizes = [dep.target.module.num_channels // dep.target.module.num_groups for dep, _ in group
+             if isinstance(dep.target.module, torch.nn.GroupNorm)]
+    return math.lcm(*sizes) if sizes else 1
+
+
+def _whole_norm_groups(scorer: Any) -> Any:
+    """`scorer`, with every GroupNorm group's channels given their group's mean importance.
+
+    Groups' scores are made distinct by a tiny index term, so the lowest k (a multiple of the group
+    size, see `_group_ratio`) are always whole groups.
+    """
+    torch = require("torch", extra="compress", what="PyTorch")
+    tp = require("torch_pruning", extra="compress", what="torch-pruning")
+
+    class WholeNormGroups(tp.importance.Importance):
+        def __call__(self, group: Any) -> Any:
+            scores = scorer(group)
+            size = _norm_group_size(group)
+            if scores is None or size == 1:
+                return scores
+            means = scores.reshape(-1, size).mean(dim=1)
+            means = means + torch.arange(len(means), dtype=means.dtype) * 1e-9 * (means.abs().max() + 1e-12)
+            return means.repeat_interleave(size)
+
+    return WholeNormGroups()
+
+
+def _group_norm_pruner() -> Any:
+    """torch-pruning's GroupNorm handler, changed to remove whole groups (and lower num_groups to match)."""
+    tp = require("torch_pruning", extra="compress", what="torch-pruning")
+
+    class WholeGroupNormPruner(tp.pruner.function.GroupNormPruner):
+        def prune_out_channels(self, layer: Any, idxs: list[int]) -> Any:
+            size = layer.num_channels // layer.num_groups
+            removed = sorted(idxs)
+            if len(removed) % size or any(removed[i] // size != removed[i - i % size] // size
+                                          for i in range(len(removed))):
+                raise CompressionError(f"Internal error: pruning would split a GroupNorm group ({len(idxs)} channels).")
+            layer.num_groups -= len(removed) // size
+            return super().prune_out_channels(layer, idxs)
+
+        prune_in_channels = prune_out_channels
+
+        def get_out_channel_groups(self, layer: Any) -> int:
+            return 1  # whole groups go, so torch-pruning must not spread the cut over them
+
+        get_in_channel_groups = get_out_channel_groups
+
+    return WholeGroupNormPruner()
 
 
 def _solve_channel_ratio(plan: _PrunePlan, config: PruneConfig, target_ratio: float, macs_before: int) -> float:

@@ -32,7 +32,12 @@ BatchLoss = Callable[[Any, Any], Any]
 
 @dataclass(frozen=True, kw_only=True)
 class DistillConfig:
-    """Distillation options. `patience`: epochs without a better val accuracy before stopping (None: never)."""
+    """Distillation options. `patience`: epochs without a better val accuracy before stopping (None: never).
+
+    For a detector (see `distill_detect`): the loss is the FCOS ground-truth loss + `feature_weight` ·
+    FPN-feature imitation + `alpha` · head-output distillation; `temperature` and `feature_layers` do
+    not apply (the FPN outputs are the imitated features).
+    """
 
     epochs: int = 5
     batch_size: int = 64

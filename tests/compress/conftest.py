@@ -55,13 +55,13 @@ def mobilenet():
 
 @pytest.fixture(scope="session")
 def tiny_detector(tmp_path_factory: pytest.TempPathFactory):
-    """(splits, TrainedModel): fcos_digits trained briefly at 64×96 on 200 generated images (pruning/KD tests)."""
+    """(splits, TrainedModel): fcos_digits trained briefly (2 epochs) at 64×96 on 160 generated images (pruning/KD tests)."""
     pytest.importorskip("torch")
     from edgevision.data.detection import make_detection_dataset
     from edgevision.model import TrainedModel
     from edgevision.train_detect import train_detector
 
     root = tmp_path_factory.mktemp("tiny_detector")
-    splits = make_detection_dataset(root / "data", counts=(200, 60, 60))
-    report = train_detector(splits, root / "detector.pt", input_size=(64, 96), epochs=3, warmup_epochs=1, lr=5e-3)
+    splits = make_detection_dataset(root / "data", counts=(160, 40, 40))
+    report = train_detector(splits, root / "detector.pt", input_size=(64, 96), epochs=2, warmup_epochs=1, lr=5e-3)
     return splits, TrainedModel.load(report.checkpoint)

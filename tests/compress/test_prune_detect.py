@@ -48,7 +48,7 @@ def test_group_ratio_rounds_to_whole_units():
     assert _group_ratio(64, 1, 0.3, 8) == pytest.approx(1 - 40.5 / 64)  # int(44.8) = 44 → 40
     assert _group_ratio(64, 1, 0.97, 8) == pytest.approx(1 - 8.5 / 64)  # never below round_to
     assert _group_ratio(8, 1, 0.5, 8) == 0.0  # no wider than round_to: stays whole
-    assert _group_ratio(48, 16, 0.3, 8) == pytest.approx(1 - 16.5 / 48)  # whole GroupNorm groups of 16 → 16
+    assert _group_ratio(48, 16, 0.3, 8) == pytest.approx(1 - 32.5 / 48)  # int(33.6) = 33 → 32: whole groups of 16
 
 
 @pytest.mark.slow

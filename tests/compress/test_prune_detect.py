@@ -84,7 +84,7 @@ def test_ignored_layers_keep_their_width(tiny_detector):
 @pytest.mark.slow
 def test_pruned_detector_saves_loads_exports_and_detects(tmp_path, tiny_detector, pruned):
     pytest.importorskip("onnxruntime")
-    from edgevision.export import export
+    from edgevision.export import ParityConfig, export
     from edgevision.runtimes import load_runtime
 
     splits, _ = tiny_detector
@@ -94,7 +94,9 @@ def test_pruned_detector_saves_loads_exports_and_detects(tmp_path, tiny_detector
     images = torch.randn(2, 3, *model.input_size)
     assert torch.equal(raw(loaded, images), raw(model, images))
 
-    bundle = export(loaded, tmp_path / "bundle", format="onnx")
+    # a two-epoch 64×96 detector may find nothing to agree on: raw-output parity is what is checked here
+    bundle = export(loaded, tmp_path / "bundle", format="onnx",
+                    parity=ParityConfig(data=splits.val, min_detection_map50=0.0))
     engine = load_runtime(bundle)
     assert np.abs(engine.infer(images.numpy()) - raw(model, images).numpy()).max() < 1e-4
     from edgevision.data.coco import CocoDetections

@@ -71,7 +71,9 @@ def compress_detector(model: Any, splits: Any, root: Path, *, formats: list[Any]
             bar.update(task, completed=epoch, description=f"distilling (epoch {epoch}/{total}: val mAP50-95 {score:.3f})")
 
         student, distilled = distill(pruned, model, train_data=splits.train, val_data=splits.val,
-                                     config=DistillConfig(epochs=DEMO_DISTILL_EPOCHS, threads=threads), on_epoch=on_epoch)
+                                     config=DistillConfig(epochs=DEMO_DISTILL_EPOCHS, batch_size=16, learning_rate=2e-3,
+                                                          alpha=1.0, feature_weight=1.0, threads=threads),
+                                     on_epoch=on_epoch)
     console.print(f"  pruned: {pruning.describe()}")
     console.print(f"  distilled: {distilled.describe()}")
     bundles = []
@@ -89,7 +91,7 @@ def compress_detector(model: Any, splits: Any, root: Path, *, formats: list[Any]
 
 
 def detection_demo(out: Path, *, formats: list[Any], precisions: list[Any], threads: int, iterations: int,
-                   compress: bool = True) -> None:
+                   compress: bool = False) -> None:
     """Train, export every format × precision with detection parity on val, compress (prune + KD + INT8), bench
     everything in one table with test mAP, draw the gallery."""
     from ..bench import BenchConfig, bench

@@ -31,6 +31,7 @@ from benchmark_detect_models import (
     plan_dict,
     prepare_detector,
 )
+from benchmark_paired import END_TO_END_IMAGES
 
 from edgevision.bench import BenchConfig, bench
 from edgevision.bench.paired import RatioStats, pair_key
@@ -90,7 +91,8 @@ def run_detection(args: argparse.Namespace, *, quiet_cores: float, log: Log) -> 
         "labels": LABELS, "full_candidates": list(FULL_CANDIDATES), "compression": prepared.compression,
         "provenance": prepared.provenance, "parity": built.parity, "failures": built.failures,
         "int8_bench_map50": INT8_BENCH_MAP50, "parity_images": PARITY_IMAGES,
-        "calibration_images": args.calibration_images,
+        "calibration_images": args.calibration_images, "frame_size": _frame_size(prepared.splits.test),
+        "end_to_end_images": END_TO_END_IMAGES,
         "seconds": {**{k: round(v, 1) for k, v in prepared.seconds.items()}, "bundles": round(built.seconds, 1)},
     }
     result["targets"] = evaluate_targets(plan, result)
@@ -108,6 +110,14 @@ def _accuracy(row: object) -> dict | None:
     return {"map50_95": row.accuracy, "map50": row.metrics.get("mAP50"), "images": row.accuracy_images,
             "post_p50_ms": post.p50_ms if post else None, "post_p90_ms": post.p90_ms if post else None,
             "test_pass_e2e_p50_ms": e2e.p50_ms if e2e else None}
+
+
+def _frame_size(split: Path) -> list[int]:
+    """(height, width) of the split's first image: the camera frame the end-to-end timer letterboxes."""
+    from edgevision.data.coco import CocoDetections
+
+    first = CocoDetections.open(split, check_images=False).targets[0]
+    return [first.height, first.width]
 
 
 def _macs(model: object, size: tuple[int, int]) -> int | None:

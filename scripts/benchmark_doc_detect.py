@@ -49,7 +49,7 @@ def detection_section(found: dict | None, settings: dict) -> list[str]:
 
 def method(found: dict, settings: dict) -> list[str]:
     height, width = found["input_size"]
-    plan = found["plan"]
+    plan, frame = found["plan"], found.get("frame_size") or ["?", "?"]
     return [
         (f"The demo detector (`edgevision demo`'s) at its deployment size, {height}×{width} letterboxed, batch "
          f"{settings['batch_size']}, {settings['threads']} engine threads, trained on the generated digits-on-photos "
@@ -57,8 +57,8 @@ def method(found: dict, settings: dict) -> list[str]:
         "",
         (f"- **Latency:** every row in a worker process of its own, {settings['rounds']} paired rounds, "
          f"{settings['iterations']} calls per block. *Inference*: `runtime.infer` on one input. *End to end*: a "
-         "decoded 240×320 test frame → letterbox preprocessing → inference → decode + NMS at the deployment "
-         "thresholds, cycling through 32 frames. Each row is paired with the one-liner in every round, inference "
+         f"decoded {frame[0]}×{frame[1]} test frame → letterbox preprocessing → inference → decode + NMS at the "
+         f"deployment thresholds, cycling through {found.get('end_to_end_images', '?')} frames. Each row is paired with the one-liner in every round, inference "
          "and end to end separately."),
         ("- **post ms:** decode + NMS alone at the deployment thresholds, median per image over the test pass "
          "that measures mAP."),

@@ -10,7 +10,9 @@ split calibrates; the test split is measured by the caller and chooses nothing.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import tempfile
 import time
@@ -249,8 +251,9 @@ def build_oneliner(model: TrainedModel, path: Path, *, train: Path, images: int,
     with atomic_directory(path, overwrite=True) as workdir, tempfile.TemporaryDirectory() as scratch:
         onnx_path = Path(scratch) / "model.onnx"
         write_source_onnx(model, onnx_path)
-        quantized = nncf.quantize(ov.convert_model(str(onnx_path)), nncf.Dataset(calibration),
-                                  subset_size=len(calibration))
+        with contextlib.redirect_stdout(io.StringIO()):  # NNCF's progress bars
+            quantized = nncf.quantize(ov.convert_model(str(onnx_path)), nncf.Dataset(calibration),
+                                      subset_size=len(calibration))
         artifact = save_ir(quantized, workdir, precision=Precision.INT8)
         notes = {**model.notes, "quantize": f"nncf.quantize defaults (no ignored scope, default preset), "
                                             f"{len(calibration)} letterboxed train images"}

@@ -27,10 +27,12 @@ from benchmark_detect_models import (
     PARITY_IMAGES,
     VARIANTS,
     DetectPlan,
+    PreparedDetector,
     build_detect_bundles,
     plan_dict,
     prepare_detector,
 )
+from benchmark_models import BuiltBundles
 from benchmark_paired import END_TO_END_IMAGES
 
 from edgevision.bench import BenchConfig, bench
@@ -40,6 +42,8 @@ REPO = Path(__file__).resolve().parent.parent
 PLAN = DetectPlan()
 #: --quick: the detector for a smoke run (not for publishing).
 QUICK_PLAN = replace(PLAN, train_epochs=1, distill_epochs=1)
+#: --quick: mAP on this many test images only (a smoke run's figures are not for publishing).
+QUICK_ACCURACY_IMAGES = 50
 #: The one-liner every row is paired with, and the suffix that names a row's end-to-end timer.
 REFERENCE = "oneliner"
 E2E = "@e2e"
@@ -59,13 +63,17 @@ def run_detection(args: argparse.Namespace, *, quiet_cores: float, log: Log) -> 
         shutil.rmtree(bundle_root)
     log(f"{plan.title}: bundles at {size[0]}×{size[1]} (letterboxed), parity on {PARITY_IMAGES} val images")
     built = build_detect_bundles(prepared, bundle_root, calibration_images=args.calibration_images, log=log)
+    return measure_detection(plan, prepared, built, args, quiet_cores=quiet_cores, log=log)
+
+
+def measure_detection(plan: DetectPlan, prepared: PreparedDetector, built: BuiltBundles, args: argparse.Namespace, *,
+                      quiet_cores: float, log: Log) -> dict:
+    """mAP, paired latency, MACs and targets of the built bundles, as the JSON-able result."""
+    size = tuple(prepared.original.input_size)
     keys = [v.key for v in VARIANTS if v.key in built.bundles]
 
-    log(f"{plan.title}: mAP through each engine on {prepared.splits.test} (test split)")
-    report = bench([built.bundles[k] for k in keys],
-                   config=BenchConfig(threads=(args.threads,), iterations=10, warmup=2, data=prepared.splits.test,
-                                      split_name="test"))
-    accuracy = {k: _accuracy(row) for k, row in zip(keys, report.rows, strict=True)}
+    accuracy = measure_accuracy(built, keys, test=prepared.splits.test, threads=args.threads,
+                                max_images=QUICK_ACCURACY_IMAGES if args.quick else None, log=log)
 
     pairs = plan_pairs(keys)
     log(f"{plan.title}: latency, {args.rounds} paired rounds of {len(pairs)} pairs × {args.iterations} calls")
@@ -100,6 +108,18 @@ def run_detection(args: argparse.Namespace, *, quiet_cores: float, log: Log) -> 
         log(f"  {'MET   ' if target['met'] else 'MISSED'} {target['name']}: {target['measured']} "
             f"(target {target['target']})")
     return result
+
+
+def measure_accuracy(built: BuiltBundles, keys: list[str], *, test: Path, threads: int, max_images: int | None,
+                     log: Log) -> dict[str, dict | None]:
+    """mAP, post-processing and end-to-end per image through each row's engine: one pass over the test split."""
+    if not keys:
+        return {}
+    log(f"  mAP through each engine on {test} (test split{f', first {max_images} images' if max_images else ''})")
+    report = bench([built.bundles[k] for k in keys],
+                   config=BenchConfig(threads=(threads,), iterations=10, warmup=2, data=test, split_name="test",
+                                      max_images=max_images))
+    return {k: _accuracy(row) for k, row in zip(keys, report.rows, strict=True)}
 
 
 def _accuracy(row: object) -> dict | None:
@@ -147,7 +167,7 @@ def choose_best(rows: dict[str, dict]) -> str | None:
     return min(timed, key=lambda k: rows[k]["end_to_end"]["p50_ms"])
 
 
-def run_paired(built: object, keys: list[str], pairs: list[tuple[str, str]], args: argparse.Namespace, *,
+def run_paired(built: BuiltBundles, keys: list[str], pairs: list[tuple[str, str]], args: argparse.Namespace, *,
                test: Path, quiet_cores: float) -> dict:
     """scripts/benchmark_paired.py in a subprocess: one worker per row, inference and end-to-end timers."""
     rows = {k: {"bundle": str(built.bundles[k].path), "end_to_end_data": str(test)} for k in keys}

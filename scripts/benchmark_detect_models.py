@@ -38,14 +38,18 @@ class DetectPlan:
     seed: int = 0
     target_macs_ratio: float = 0.5  # fraction of the detector's MACs edgevision full keeps
     distill_epochs: int = 4
-    distill_learning_rate: float = 1e-3
+    distill_batch_size: int = 16  # train_detect's batch size; the prune/distill measurements used it too
+    distill_learning_rate: float = 2e-3
+    distill_alpha: float = 1.0  # weight of the head-output distillation
+    distill_feature_weight: float = 1.0  # weight of the FPN feature imitation
     max_head_float_drop_pt: dict[str, float] = field(
         default_factory=lambda: {"hf_openvino": 0.5, "hf_tflite": 1.5})
     max_full_drop_pt: float = 1.0
     min_full_speedup_vs_oneliner: float = 2.0  # end to end, paired median
 
     def compressed_key(self) -> str:
-        return f"macs{self.target_macs_ratio:g}-kd{self.distill_epochs}ep-lr{self.distill_learning_rate:g}"
+        return (f"macs{self.target_macs_ratio:g}-kd{self.distill_epochs}ep-b{self.distill_batch_size}"
+                f"-lr{self.distill_learning_rate:g}-a{self.distill_alpha:g}-f{self.distill_feature_weight:g}")
 
 
 @dataclass(frozen=True)
@@ -183,8 +187,9 @@ def _compress(plan: DetectPlan, prepared: PreparedDetector, *, log: Log) -> Trai
     log(f"  distilling from the original for {plan.distill_epochs} epochs")
     compressed, _ = distill(
         pruned, prepared.original, train_data=splits.train, val_data=splits.val,
-        config=DistillConfig(epochs=plan.distill_epochs, learning_rate=plan.distill_learning_rate, patience=None,
-                             threads=2),
+        config=DistillConfig(epochs=plan.distill_epochs, batch_size=plan.distill_batch_size,
+                             learning_rate=plan.distill_learning_rate, alpha=plan.distill_alpha,
+                             feature_weight=plan.distill_feature_weight, patience=None, threads=2),
         on_epoch=lambda e, n, loss, score: log(f"    epoch {e}/{n}: loss {loss:.3f}, val {score:.3f}"),
     )
     prepared.seconds["distill"] = time.perf_counter() - started

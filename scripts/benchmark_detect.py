@@ -98,7 +98,7 @@ def measure_detection(plan: DetectPlan, prepared: PreparedDetector, built: Built
         "ratios": ratios, "rounds": timing.get("rounds", []), "best_engine": best, "macs": macs,
         "labels": LABELS, "full_candidates": list(FULL_CANDIDATES), "compression": prepared.compression,
         "provenance": prepared.provenance, "parity": built.parity, "failures": built.failures,
-        "int8_bench_map50": INT8_BENCH_MAP50, "parity_images": PARITY_IMAGES,
+        "int8_bench_map50": INT8_BENCH_MAP50, "parity_images": PARITY_IMAGES, "fp32_parity_map50": _fp32_parity(),
         "calibration_images": args.calibration_images, "frame_size": _frame_size(prepared.splits.test),
         "end_to_end_images": END_TO_END_IMAGES,
         "seconds": {**{k: round(v, 1) for k, v in prepared.seconds.items()}, "bundles": round(built.seconds, 1)},
@@ -130,6 +130,13 @@ def _accuracy(row: object) -> dict | None:
     return {"map50_95": row.accuracy, "map50": row.metrics.get("mAP50"), "images": row.accuracy_images,
             "post_p50_ms": post.p50_ms if post else None, "post_p90_ms": post.p90_ms if post else None,
             "test_pass_e2e_p50_ms": e2e.p50_ms if e2e else None}
+
+
+def _fp32_parity() -> float:
+    from edgevision.export.parity_detect import MIN_DETECTION_MAP50
+    from edgevision.types import Precision
+
+    return MIN_DETECTION_MAP50[Precision.FP32]
 
 
 def _frame_size(split: Path) -> list[int]:

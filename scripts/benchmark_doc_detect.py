@@ -73,7 +73,8 @@ def method(found: dict, settings: dict) -> list[str]:
          "outputs) → INT8 head-float on OpenVINO, ONNX Runtime and TFLite; the row shown is the lowest end-to-end "
          "p50 among those with a measured mAP."),
         (f"- **Parity:** every bundle against its torch model on {found['parity_images']} validation images (mAP50 "
-         "of the bundle's detections with the torch model's as ground truth): FP32 ≥ 0.99; INT8 ≥ "
+         f"of the bundle's detections with the torch model's as ground truth): FP32 ≥ "
+         f"{found.get('fp32_parity_map50', '?')}; INT8 ≥ "
          f"{found['int8_bench_map50']:g} here, a check that the graph is intact, so a lossy INT8 bundle is "
          "measured and its loss shows in the mAP columns instead of as a missing row."),
     ]

@@ -91,3 +91,24 @@ def test_the_section_shows_rows_verdicts_failures_and_the_fixed_cost_bound(scrip
     # the one-liner: 4.00 of 6.00 ms in inference, so 2.00 ms fixed: at most 3.0× end to end
     assert "more than 3.0× faster than the one-liner" in text
     assert doc.detection_section(None, {}) == []
+
+
+def test_a_detector_only_run_renders_without_the_classifier_sections(scripts):
+    detect, _ = scripts
+    result = fake_result(detect)
+    result["targets"] = detect.evaluate_targets(detect.PLAN, result)
+    result["rounds"] = [{"others_cores": 0.25}]
+    doc = importlib.import_module("benchmark_doc")
+    payload = {
+        "command": "python scripts/benchmark.py --models detector", "quick": False, "date": "2031-02-03 04:05 UTC",
+        "seconds": 600.0, "code_version": {"commit": "abc", "dirty": False},
+        "machine": {"cpu_model": "Test CPU", "cpus": 5, "platform": "Linux-test", "python": "3.11.0",
+                    "load_start": [0.1, 0.2, 0.3]},
+        "settings": {"batch_size": 1, "threads": 3, "iterations": 100, "rounds": 5, "latency_size": 224},
+        "versions": {"openvino": "9.9.9"}, "labels": {}, "full_candidates": [], "models": [], "detection": result,
+        "stream": None,
+    }
+    text = doc.render(payload)
+    assert "## Digits detector" in text and "3 engine threads" in text
+    assert "## How it is measured" not in text and "Stream FPS" not in text  # classifier-only sections
+    assert "median of 0.25 and at most 0.25 of the 5 logical CPUs" in text  # the detector's rounds count

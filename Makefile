@@ -17,8 +17,8 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-## The main job: train the digits model, export every format, bench them all, compress and bench again
-## (classifier half 2 min 56 s quiet, 2026-11-29; with detection ≈ 12–13 min estimated from its parts: see README).
+## The main job: train the digits classifier, export every format, bench them all, compress and bench again; then the
+## digits detector through every engine (10 min 12 s on a quiet 2-core AMX Xeon, 2026-11-30: see README).
 demo: install
 	$(VENV)/bin/edgevision demo --out runs/demo
 

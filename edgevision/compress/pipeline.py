@@ -21,6 +21,7 @@ from ..data.splits import DataSplits
 from ..errors import AccuracyBudgetError, ConfigError, ParityError
 from ..model import TrainedModel
 from ..types import Format, Precision
+from .model_score import PRIMARY_METRIC, format_drop, format_score, score_model
 from .recipe import Recipe
 
 #: on_event(kind, message, fraction_done_or_None): kind is "stage", "epoch" or "info".
@@ -31,8 +32,9 @@ EventCallback = Callable[[str, str, float | None], None]
 class StageRecord:
     """One row of the compress report: the model after a stage.
 
-    `accuracy` is measured on `split` (test when given, else val); `selection_accuracy` is on val
-    and is what the accuracy budget is checked against.
+    `accuracy` is the task's primary metric (`metric`: top-1, or mAP50-95 for a detector) measured on
+    `split` (test when given, else val); `selection_accuracy` is the same metric on val and is what the
+    accuracy budget is checked against. `extras` holds the task's other figures on `split` (mAP50).
     """
 
     stage: str
@@ -45,6 +47,8 @@ class StageRecord:
     selection_accuracy: float
     seconds: float
     note: str = ""
+    metric: str = "top-1"
+    extras: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -118,6 +122,7 @@ class Pipeline:
 
         train_dir, val_dir = splits.train, splits.val
         current, comparison = original, {}
+        metric = PRIMARY_METRIC[original.task]
         for stage in self.recipe.stages:
             started = time.perf_counter()
             if stage.prune is not None:
@@ -137,14 +142,14 @@ class Pipeline:
                 self._emit("stage", "fine-tuning without the teacher (for comparison)", None)
                 tuned, tuned_report = distill(
                     pruned, original, train_data=train_dir, val_data=val_dir, config=config.as_fine_tune(),
-                    on_epoch=self._epoch_callback("fine-tune"),
+                    on_epoch=self._epoch_callback("fine-tune", metric),
                 )
-                comparison["fine-tune"] = torch_accuracy(tuned, splits.report)  # its val figure chose its epoch
+                comparison["fine-tune"] = score_model(tuned, splits.report).value  # its val figure chose its epoch
                 comparison["fine-tune seconds"] = tuned_report.seconds
             self._emit("stage", "distilling from the original model", None)
             started = time.perf_counter()
             current, report = distill(pruned, original, train_data=train_dir, val_data=val_dir, config=config,
-                                      on_epoch=self._epoch_callback("distill"))
+                                      on_epoch=self._epoch_callback("distill", metric))
             comparison["distill seconds"] = report.seconds
             comparison["before"] = stages[-1].accuracy  # the model distillation started from, on the report split
             stages.append(self._record("distilled", current, splits, seconds=time.perf_counter() - started,
@@ -153,7 +158,8 @@ class Pipeline:
         drop = stages[0].selection_accuracy - stages[-1].selection_accuracy  # the budget is a choice: val decides
         if drop > self.recipe.max_accuracy_drop:
             raise AccuracyBudgetError(
-                f"After {stages[-1].stage}, val top-1 dropped {drop:.2%} (budget {self.recipe.max_accuracy_drop:.2%}); "
+                f"After {stages[-1].stage}, val {metric} dropped {format_drop(drop, metric)} (budget "
+                f"{format_drop(self.recipe.max_accuracy_drop, metric)}); "
                 f"nothing was written. Stages: {_stage_summary(stages)}. Prune less, distil longer, or raise "
                 "max_accuracy_drop."
             )
@@ -266,32 +272,24 @@ class Pipeline:
 
         self._emit("info", f"measuring the {stage} model", None)
         stats = measure(model)
-        selection = torch_accuracy(model, splits.val)
+        selection = score_model(model, splits.val)
+        reported = score_model(model, splits.test) if splits.test else selection
         return StageRecord(
             stage=stage, params=stats.params, macs=stats.macs, size_bytes=stats.state_dict_bytes,
-            torch_latency_ms=stats.latency_ms, accuracy=torch_accuracy(model, splits.test) if splits.test else selection,
-            split=splits.report_split, selection_accuracy=selection, seconds=seconds, note=note,
+            torch_latency_ms=stats.latency_ms, accuracy=reported.value, split=splits.report_split,
+            selection_accuracy=selection.value, seconds=seconds, note=note, metric=reported.metric,
+            extras=dict(reported.extras),
         )
 
-    def _epoch_callback(self, what: str):  # noqa: ANN202
+    def _epoch_callback(self, what: str, metric: str):  # noqa: ANN202
         def on_epoch(epoch: int, total: int, loss: float, accuracy: float) -> None:
-            self._emit("epoch", f"{what} epoch {epoch}/{total}: loss {loss:.3f}, val {accuracy:.2%}", epoch / total)
+            self._emit("epoch", f"{what} epoch {epoch}/{total}: loss {loss:.3f}, val {metric} "
+                                f"{format_score(accuracy, metric)}", epoch / total)
 
         return on_epoch
 
 
-def torch_accuracy(model: TrainedModel, val_dir: Path) -> float:
-    """Top-1 of the torch model on an ImageFolder, through the training-side eval transform."""
-    from torch.utils.data import DataLoader
-
-    from ..data.folder import ImageFolder
-    from ..data.transforms import TorchImageFolder, eval_transform
-    from ..train import evaluate_torch
-
-    folder = ImageFolder.open(val_dir, labels=model.labels)
-    return evaluate_torch(model.module, DataLoader(TorchImageFolder(folder, eval_transform(model.preprocess)), batch_size=128))
-
-
 def _stage_summary(stages: list[StageRecord]) -> str:
     """Val figures: the budget is decided on them."""
-    return "val top-1 " + ", ".join(f"{s.stage} {s.selection_accuracy:.2%}" for s in stages)
+    metric = stages[0].metric
+    return f"val {metric} " + ", ".join(f"{s.stage} {format_score(s.selection_accuracy, metric)}" for s in stages)

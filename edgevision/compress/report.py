@@ -47,30 +47,39 @@ def write_compress_report(result: CompressResult, directory: Path, *, recipe: Re
 
 
 def accuracy_label(result: CompressResult) -> str:
-    """ "top-1 (test)", or "top-1 (val, selection set)" when no held-out split was given."""
-    return f"top-1 ({result.accuracy_split})" if result.held_out else f"top-1 ({result.accuracy_split}, selection set)"
+    """ "top-1 (test)" / "mAP50-95 (test)", or "… (val, selection set)" when no held-out split was given."""
+    metric = result.stages[0].metric if result.stages else "top-1"
+    where = result.accuracy_split if result.held_out else f"{result.accuracy_split}, selection set"
+    return f"{metric} ({where})"
 
 
 def to_markdown(result: CompressResult) -> str:
     from ..data.splits import describe_split
+    from .model_score import format_score
 
     top1 = accuracy_label(result)
+    metric = result.stages[0].metric if result.stages else "top-1"
+    extras = sorted({name for s in result.stages for name in s.extras})  # e.g. mAP50 beside mAP50-95
     chosen_on_val = ("The accuracy budget (max_accuracy_drop), distillation's best epoch, INT8 accuracy control and "
                      "parity are checked on val.")
+    extra_headers = "".join(f" {name} ({result.accuracy_split}) |" for name in extras)
     lines = ["# edgevision compress report", "", describe_split(result.accuracy_split, held_out=result.held_out),
              chosen_on_val, "", "## Stages (torch model)", "",
-             f"| stage | params | MMACs | size MiB | torch latency ms (1 thread) | {top1} | time s |",
-             "|---|---|---|---|---|---|---|"]
+             f"| stage | params | MMACs | size MiB | torch latency ms (1 thread) | {top1} |{extra_headers} time s |",
+             "|---|---|---|---|---|---|" + "---|" * len(extras) + "---|"]
     for s in result.stages:
+        extra_cells = "".join(f" {format_score(s.extras[name], name) if name in s.extras else '—'} |" for name in extras)
         lines.append(f"| {s.stage} | {s.params / 1e6:.3f} M | {s.macs / 1e6:.1f} | {s.size_bytes / 2**20:.2f} | "
-                     f"{s.torch_latency_ms:.2f} | {s.accuracy:.2%} | {s.seconds:.0f} |")
+                     f"{s.torch_latency_ms:.2f} | {format_score(s.accuracy, metric)} |{extra_cells} {s.seconds:.0f} |")
     comparison = result.finetune_comparison
     if "distill" in comparison:
         lines += ["", f"## Distillation vs plain fine-tuning (same epochs, same data; {top1})", "",
-                  f"- after pruning, before recovery: {comparison.get('before', float('nan')):.2%}",
-                  f"- knowledge distillation: {comparison['distill']:.2%} ({comparison.get('distill seconds', 0):.0f} s)"]
+                  f"- after pruning, before recovery: {format_score(comparison.get('before', float('nan')), metric)}",
+                  f"- knowledge distillation: {format_score(comparison['distill'], metric)} "
+                  f"({comparison.get('distill seconds', 0):.0f} s)"]
         if "fine-tune" in comparison:
-            lines.append(f"- fine-tuning on labels only: {comparison['fine-tune']:.2%} ({comparison.get('fine-tune seconds', 0):.0f} s)")
+            lines.append(f"- fine-tuning on labels only: {format_score(comparison['fine-tune'], metric)} "
+                         f"({comparison.get('fine-tune seconds', 0):.0f} s)")
     if result.bench is not None:
         from ..bench.report import to_markdown as bench_markdown
 
@@ -90,6 +99,7 @@ def plot_accuracy_vs_latency(result: CompressResult, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(8, 5))
+    # Points in percent of the task's metric: top-1 %, or mAP50-95 × 100 (the way COCO tables print it).
     for s in result.stages:
         axis.scatter(s.torch_latency_ms, s.accuracy * 100, marker="s", color="tab:gray")
         axis.annotate(f"torch {s.stage}", (s.torch_latency_ms, s.accuracy * 100), fontsize=8, xytext=(4, 4),

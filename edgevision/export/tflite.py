@@ -56,7 +56,8 @@ def export_tflite(model: TrainedModel, directory: Path, *, precision: Precision)
 def write_fp32_tflite(model: TrainedModel, path: Path) -> None:
     """Convert `model` to an FP32 TFLite file taking NHWC input; ExportError names unsupported ops."""
     torch = require("torch", extra="compress", what="PyTorch")
-    litert_torch = require("litert_torch", extra="tflite-export", what="litert-torch")
+    with native_stderr_captured():  # importing TensorFlow/torchao prints native start-up lines (oneDNN, absl)
+        litert_torch = require("litert_torch", extra="tflite-export", what="litert-torch")
     height, width = model.input_size
     nhwc_model = litert_torch.to_channel_last_io(model.module.eval(), args=[0]).eval()
     example = (torch.zeros(1, height, width, 3),)

@@ -177,7 +177,7 @@ def build_architecture(name: str, *, num_classes: int, input_size: tuple[int, in
 
 
 def conform_to_state_dict(module: Any, state_dict: dict) -> None:
-    """Rebuild Conv2d/Linear/BatchNorm layers whose saved shapes differ (a pruned model)."""
+    """Rebuild Conv2d/Linear/BatchNorm/GroupNorm layers whose saved shapes differ (a pruned model)."""
     from torch import nn
 
     for name, child in list(module.named_modules()):
@@ -197,6 +197,10 @@ def conform_to_state_dict(module: Any, state_dict: dict) -> None:
             replacement = nn.Linear(weight.shape[1], weight.shape[0], bias=child.bias is not None)
         elif isinstance(child, nn.BatchNorm2d) and weight.shape[0] != child.num_features:
             replacement = nn.BatchNorm2d(weight.shape[0], eps=child.eps, momentum=child.momentum)
+        elif isinstance(child, nn.GroupNorm) and weight.shape[0] != child.num_channels:
+            # pruning removes whole groups, so the channels per group are the architecture's
+            groups = weight.shape[0] // (child.num_channels // child.num_groups)
+            replacement = nn.GroupNorm(groups, weight.shape[0], eps=child.eps, affine=child.affine)
         if replacement is not None:
             parent_name, _, attr = name.rpartition(".")
             parent = module.get_submodule(parent_name) if parent_name else module

@@ -106,8 +106,8 @@ def train_detector(
     train = CocoDetections.open(splits.train, labels=splits.labels)
     val = CocoDetections.open(splits.val, labels=splits.labels)
     test = CocoDetections.open(splits.test, labels=splits.labels)
-    train_images, train_targets = _cache_training_set(train, spec)
-    val_images = _cache_images(val, spec)
+    train_images, train_targets = cache_training_set(train, spec)
+    val_images = cache_images(val, spec)
 
     model = build_fcos_detector(num_classes=len(splits.labels), input_size=spec.size)
     if warmup_epochs:
@@ -159,6 +159,35 @@ def train_detector(
     )
 
 
+@dataclass(frozen=True)
+class FCOSPass:
+    """One forward of an FCOS detector's training view: FPN outputs, raw head outputs, and (with targets) losses."""
+
+    features: list[Any]  # FPN outputs, stride 8/16/32, each N×C×h×w: what feeds the head
+    head: dict[str, Any]  # cls_logits N×A×K, bbox_regression N×A×4, bbox_ctrness N×A×1 (all levels concatenated)
+    losses: dict[str, Any] | None
+
+
+def fcos_pass(model: Any, images: Any, targets: list[dict[str, Any]] | None = None) -> FCOSPass:
+    """torchvision FCOS's training forward, step by step, for an already letterboxed batch N×3×H×W.
+
+    The same computation as `model.fcos(list(images), targets)` in train mode (its transform is a no-op
+    here), but it also returns the features and head outputs distillation needs, and it computes the
+    loss in either mode: Taylor importance wants loss gradients with BatchNorm in eval mode.
+    """
+    from torchvision.models.detection.image_list import ImageList
+
+    fcos = model.fcos
+    features = list(fcos.backbone(images).values())
+    head = fcos.head(features)
+    losses = None
+    if targets is not None:
+        height, width = images.shape[-2:]
+        anchors = fcos.anchor_generator(ImageList(images, [(height, width)] * len(images)), features)
+        losses = fcos.compute_loss(targets, head, anchors, [f.shape[2] * f.shape[3] for f in features])
+    return FCOSPass(features=features, head=head, losses=losses)
+
+
 def evaluate_detector(module, dataset: CocoDetections, spec: PreprocessSpec, decoding, *, images=None):
     """COCO mAP of the deployable graph on `dataset`, decoded by the device's post-processing (numpy + OpenCV NMS).
 
@@ -171,7 +200,7 @@ def evaluate_detector(module, dataset: CocoDetections, spec: PreprocessSpec, dec
     from .tasks.detect import decode_detections
 
     if images is None:
-        images = _cache_images(dataset, spec)
+        images = cache_images(dataset, spec)
     was_training = module.training
     module.eval()
     detections = []
@@ -187,7 +216,7 @@ def evaluate_detector(module, dataset: CocoDetections, spec: PreprocessSpec, dec
     return coco_map(dataset, detections)
 
 
-def _cache_images(dataset: CocoDetections, spec: PreprocessSpec):
+def cache_images(dataset: CocoDetections, spec: PreprocessSpec):
     """Every image of `dataset` through the device preprocessing, as one N×3×H×W float32 tensor."""
     import torch
 
@@ -199,7 +228,7 @@ def _cache_images(dataset: CocoDetections, spec: PreprocessSpec):
     return torch.from_numpy(batch)
 
 
-def _cache_training_set(dataset: CocoDetections, spec: PreprocessSpec) -> tuple[Any, list[dict[str, Any]]]:
+def cache_training_set(dataset: CocoDetections, spec: PreprocessSpec) -> tuple[Any, list[dict[str, Any]]]:
     """Images as a tensor plus FCOS targets (boxes in model-input pixels, through the letterbox, 0-based labels)."""
     import torch
 
@@ -214,7 +243,7 @@ def _cache_training_set(dataset: CocoDetections, spec: PreprocessSpec) -> tuple[
         keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
         targets.append({"boxes": torch.from_numpy(boxes[keep].copy()),
                         "labels": torch.from_numpy(target.class_ids[keep].copy())})
-    return _cache_images(dataset, spec), targets
+    return cache_images(dataset, spec), targets
 
 
 def _warm_up_backbone(model: Any, images: Any, targets: list[dict[str, Any]], *, classes: int, epochs: int,
@@ -227,7 +256,7 @@ def _warm_up_backbone(model: Any, images: Any, targets: list[dict[str, Any]], *,
     transfer learning the issue allows (from digit classification), on the training split only.
     """
     import torch
-    import torch.nn.functional as F  # noqa: N812
+    import torch.nn.functional as F
 
     crops, labels = [], []
     for image, target in zip(images, targets, strict=True):

@@ -35,7 +35,7 @@ def compress_command(
     distill_flag: bool = typer.Option(False, "--distill", help="Distil from the original model after pruning."),
     epochs: int = typer.Option(4, help="Distillation epochs."),
     quantize: str = typer.Option(None, "--quantize", help="Target precision: int8, fp16 or fp32 (default: int8; "
-                                 "fp16 for --task detect, whose INT8 comes with the next release)."),
+                                 "fp16 for an .onnx detector; its int8 keeps the detection head in float)."),
     export_formats: str = typer.Option(None, "--export", help="Formats to produce (default: onnx,openvino,tflite; "
                                        "onnx,openvino for an .onnx file)."),
     max_accuracy_drop: float = typer.Option(0.01, help="Largest top-1 loss allowed vs the original (fraction)."),

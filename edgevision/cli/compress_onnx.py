@@ -226,13 +226,8 @@ def compress_onnx_detector(
     from .console import console
 
     target = parse_enum_list(Precision, quantize or "fp16", option="precision")[0]
-    if target is Precision.INT8:
-        raise ConfigError(
-            "--quantize int8 is not available for detectors yet: INT8 detection keeps the box/score head in float "
-            "and needs an mAP guard, which come in the next release. Use --quantize fp16 (or fp32)."
-        )
     if target is Precision.BF16:
-        raise ConfigError("--quantize for a detector takes fp16 or fp32.")
+        raise ConfigError("--quantize for a detector takes int8, fp16 or fp32.")
     if out.exists() and not force:
         raise BundleError(f"{out} already exists. Choose another --out or pass --force.")
     splits = coco_splits(data, test=test)
@@ -263,15 +258,22 @@ def compress_onnx_detector(
             open_coco(split, labels=onnx_model.labels, check_images=decode)
 
     parity = ParityConfig(data=splits.val)
-    precisions = [Precision.FP32] + ([Precision.FP16] if target is Precision.FP16 else [])
+    precisions = [Precision.FP32] + ([target] if target in (Precision.FP16, Precision.INT8) else [])
     split = (f"mAP on {splits.test} (the test split: chose nothing)" if splits.held_out
              else f"mAP on {splits.val}, the selection set (no test/ split given)")
     with atomic_directory(out, overwrite=force) as work:
         made = []
         for fmt in wanted:
             for precision in precisions:
-                made.append(export_onnx_model(onnx_model, work / f"{fmt.value}-{precision.value}", format=fmt,
-                                              precision=precision, parity=parity))
+                if precision is Precision.INT8:  # head in float, calibrated on train, parity on val
+                    from ..compress.quantize import CalibrationConfig
+                    from ..compress.quantize import quantize as quantize_model
+
+                    made.append(quantize_model(onnx_model, work / f"{fmt.value}-int8", format=fmt,
+                                               validation=splits.val, calibration=CalibrationConfig(data=splits.train)))
+                else:
+                    made.append(export_onnx_model(onnx_model, work / f"{fmt.value}-{precision.value}", format=fmt,
+                                                  precision=precision, parity=parity))
                 report = made[-1].manifest.parity
                 console.print(f"[green]✓[/] {made[-1].path.name}: detection parity mAP50 {report.detection_map50:.3f} "
                               f"(need ≥ {report.min_detection_map50:.2f}), max |Δ raw| {report.max_abs_diff:.2g} on "

@@ -86,7 +86,8 @@ def demo(
         from .demo_detect import detection_demo
 
         detect_precisions = [p for p in parse_enum_list(Precision, precisions, option="precision") if p is not Precision.INT8]
-        detection_demo(out, formats=wanted, precisions=detect_precisions, threads=threads, iterations=iterations)
+        detection_demo(out, formats=wanted, precisions=detect_precisions, threads=threads, iterations=iterations,
+                       compress=compress)
 
 
 def _compress(model, out: Path, formats, *, threads: int, iterations: int) -> None:  # noqa: ANN001

@@ -1,4 +1,4 @@
-"""Calibration data: an ImageFolder read through the model's own preprocessing.
+"""Calibration data: an ImageFolder or a COCO detection split, read through the model's own preprocessing.
 
 INT8 engines set their activation ranges from a few hundred real images. The set is a
 re-iterable (each pass re-reads the images, so 300 images at 224×224 never sit in memory as
@@ -33,10 +33,11 @@ class FewCalibrationImagesWarning(UserWarning):
 
 @dataclass(frozen=True, kw_only=True)
 class CalibrationConfig:
-    """`data`: an ImageFolder (root/<label>/<image>) like the images the model will see.
+    """`data`: an ImageFolder (root/<label>/<image>), or a COCO detection split (a directory holding
+    ``annotations.json`` + ``images/``, e.g. a detector's train split), like the images the model will see.
 
     `max_images` images are drawn from it with `seed` (all of them when it holds fewer).
-    Labels are not used; a folder of unlabelled images works as one class sub-folder.
+    Labels and boxes are not used; a folder of unlabelled images works as one class sub-folder.
     """
 
     data: Path
@@ -57,8 +58,7 @@ class CalibrationSet:
     """
 
     def __init__(self, config: CalibrationConfig, *, preprocess: PreprocessSpec) -> None:
-        folder = ImageFolder.open(config.data)
-        self.folder = folder.subset(config.max_images, seed=config.seed)
+        self.folder = open_calibration_images(config.data).subset(config.max_images, seed=config.seed)
         self.preprocess = preprocess
         height, width = preprocess.size
         self.input_spec = InputSpec(name="input", shape=(1, 3, height, width))
@@ -83,6 +83,20 @@ class CalibrationSet:
 
     def describe(self) -> str:
         return f"{len(self)} calibration images from {self.config.data.name}"
+
+
+def is_coco_split(path: Path) -> bool:
+    """A COCO detection split: a directory with annotations.json, or the .json file itself."""
+    return (path.is_dir() and (path / "annotations.json").is_file()) or (path.is_file() and path.suffix == ".json")
+
+
+def open_calibration_images(path: Path) -> Any:
+    """An ImageFolder or a CocoDetections (both iterate (BGR image, label/target) and take subset(n, seed=))."""
+    if is_coco_split(path):
+        from ..data.coco import CocoDetections
+
+        return CocoDetections.open(path, check_images=False)
+    return ImageFolder.open(path)
 
 
 @dataclass(frozen=True)
@@ -153,7 +167,7 @@ class OrtCalibrationReader:
         self._iterator = None
 
     def __len__(self) -> int:
-        return -(-len(self.calibration) // self.batch_size)
+        return (len(self.calibration) + self.batch_size - 1) // self.batch_size
 
 
 def ort_calibration_reader(
@@ -185,5 +199,5 @@ def tensorrt_calibrator(
 
 __all__ = [
     "RECOMMENDED_IMAGES", "CalibrationBatches", "CalibrationConfig", "CalibrationSet", "FewCalibrationImagesWarning",
-    "OrtCalibrationReader", "nncf_dataset", "ort_calibration_reader", "tensorrt_calibrator",
+    "OrtCalibrationReader", "is_coco_split", "nncf_dataset", "open_calibration_images", "ort_calibration_reader", "tensorrt_calibrator",
 ]

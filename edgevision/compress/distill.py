@@ -24,6 +24,7 @@ from .._optional import require
 from ..errors import ConfigError, did_you_mean
 from ..model import TrainedModel
 from ..train import EpochCallback, evaluate_torch
+from ..types import Task
 
 #: A batch loss: (images, labels) → scalar tensor with gradients.
 BatchLoss = Callable[[Any, Any], Any]
@@ -31,7 +32,12 @@ BatchLoss = Callable[[Any, Any], Any]
 
 @dataclass(frozen=True, kw_only=True)
 class DistillConfig:
-    """Distillation options. `patience`: epochs without a better val accuracy before stopping (None: never)."""
+    """Distillation options. `patience`: epochs without a better val accuracy before stopping (None: never).
+
+    For a detector (see `distill_detect`): the loss is the FCOS ground-truth loss + `feature_weight` ·
+    FPN-feature imitation + `alpha` · head-output distillation; `temperature` and `feature_layers` do
+    not apply (the FPN outputs are the imitated features).
+    """
 
     epochs: int = 5
     batch_size: int = 64
@@ -69,12 +75,13 @@ class DistillConfig:
 
     def as_fine_tune(self) -> DistillConfig:
         """The same budget and schedule with labels only: the baseline distillation must beat."""
-        return replace(self, alpha=0.0, feature_layers=())
+        return replace(self, alpha=0.0, feature_layers=(), feature_weight=0.0)
 
 
 @dataclass(kw_only=True)
 class DistillReport:
-    """Val accuracies are top-1 on `val_data`; `accuracy_after` is the best epoch's, which is kept."""
+    """Val accuracies are `metric` on `val_data` (top-1, or a detector's mAP50-95 with its mAP50 alongside);
+    `accuracy_after` is the best epoch's, which is kept."""
 
     mode: str  # "distill" or "fine-tune"
     accuracy_before: float
@@ -85,10 +92,15 @@ class DistillReport:
     stopped_early: bool
     seconds: float
     history: list[dict[str, float]] = field(default_factory=list)
+    metric: str = "top-1"
+    map50_before: float | None = None  # detectors only
+    map50_after: float | None = None
+    teacher_map50: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("accuracy_before", "accuracy_after", "teacher_accuracy"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
+        for name in ("accuracy_before", "accuracy_after", "teacher_accuracy", "map50_before", "map50_after",
+                     "teacher_map50"):
+            if getattr(self, name) is not None and not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"DistillReport.{name} must be an accuracy in [0, 1], got {getattr(self, name)}.")
 
 
@@ -109,8 +121,19 @@ def distill(
     config: DistillConfig = DistillConfig(),
     on_epoch: EpochCallback | None = None,
 ) -> tuple[TrainedModel, DistillReport]:
-    """Train a copy of `student` against `teacher`; the inputs are not modified."""
+    """Train a copy of `student` against `teacher`; the inputs are not modified.
+
+    Detectors (task detect): `train_data`/`val_data` are COCO split folders and the loss is described in
+    `distill_detect`; val mAP50-95 chooses the epoch.
+    """
     torch = require("torch", extra="compress", what="PyTorch")
+    if Task.DETECT in (student.task, teacher.task):
+        from .distill_detect import distill_detector
+
+        if student.task is not teacher.task:
+            raise ConfigError("Student and teacher must both be detectors (or both classifiers) to distill.")
+        return distill_detector(student, teacher, train_data=train_data, val_data=val_data, config=config,
+                                on_epoch=on_epoch)
     _check_pair(student, teacher)
     _check_feature_layers(student, teacher, config.feature_layers)
     started = time.perf_counter()

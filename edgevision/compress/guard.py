@@ -4,7 +4,9 @@ The bundle is evaluated the way a device will run it (``load_runtime`` + ``predi
 images, so the manifest's preprocessing is exercised too); the original model — the torch
 module, or for an ONNX model from elsewhere the original file through ONNX Runtime (any
 `edgevision.source.ModelSource`) — is evaluated on the same images. A drop beyond
-`max_accuracy_drop` is an AccuracyBudgetError. Classification only for now (top-1).
+`max_accuracy_drop` is an AccuracyBudgetError. Classifiers are measured by top-1 on an ImageFolder;
+detectors by COCO mAP50-95 on a COCO split, the bundle through `runtime.detect` and the source's raw
+head through the same device post-processing, both at the evaluation score threshold (as bench does).
 Callers build bundles inside ``atomic_directory``, so a raise leaves nothing on disk.
 """
 
@@ -35,13 +37,14 @@ def check_max_drop(max_accuracy_drop: float | None) -> None:
         return
     if not (math.isfinite(max_accuracy_drop) and 0.0 <= max_accuracy_drop < 1.0):
         raise ConfigError(
-            f"max_accuracy_drop is an absolute top-1 fraction in [0, 1) (0.015 = 1.5 points), got {max_accuracy_drop}."
+            "max_accuracy_drop is an absolute fraction in [0, 1) of top-1 (classifiers) or mAP50-95 (detectors): "
+            f"0.015 = 1.5 points, got {max_accuracy_drop}."
         )
 
 
 @dataclass(frozen=True, kw_only=True)
 class AccuracyReport:
-    """Top-1 of the original and the compressed model on the same validation images.
+    """Top-1 (or a detector's mAP50-95) of the original and the compressed model on the same validation images.
 
     The guard decides whether a bundle is kept, so `data` is a selection split (val); the figure
     to publish is measured afterwards on a held-out test split (bench, compress report).
@@ -53,6 +56,9 @@ class AccuracyReport:
     max_drop: float
     engine: str
     data: str
+    metric: str = "top-1"
+    #: Secondary figures (a detector's mAP50: original, compressed), shown in the summary.
+    map50: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if self.images < 1:
@@ -72,6 +78,13 @@ class AccuracyReport:
         return self.drop <= self.max_drop + 1e-12
 
     def summary(self) -> str:
+        if self.metric != "top-1":
+            extra = f", mAP50 {self.map50[0]:.4f} → {self.map50[1]:.4f}" if self.map50 else ""
+            return (
+                f"{self.metric} {self.original:.4f} → {self.compressed:.4f} (drop {self.drop * 100:.2f} pt, budget "
+                f"{self.max_drop * 100:.2f} pt{extra}) on {self.images} images of {self.data} through {self.engine} "
+                "(a selection check that gated this bundle, not a held-out figure)"
+            )
         return (
             f"top-1 {self.original:.2%} → {self.compressed:.2%} (drop {self.drop * 100:.2f} pt, budget "
             f"{self.max_drop * 100:.2f} pt) on {self.images} images of {self.data} through {self.engine} "
@@ -101,18 +114,32 @@ def check_accuracy(
 ) -> AccuracyReport:
     """Evaluate `bundle` through its engine and `source` on `validation`; raise if the drop is over budget.
 
-    Classification only: a detector's guard is mAP on a COCO split (detector compression, next issue).
+    Classifiers: top-1 on an ImageFolder. Detectors: COCO mAP50-95 on a COCO split (`check_detection_map`).
     """
     from ..runtimes import load_runtime
 
-    if bundle.manifest.task is not Task.CLASSIFY:
-        raise ConfigError(
-            f"The accuracy guard measures top-1 of classifiers; {bundle.manifest.name} is a {bundle.manifest.task.value} "
-            "bundle, and the mAP guard for detectors is not built yet. Drop validation/max_accuracy_drop "
-            "(parity still checks the bundle against its source on the validation images)."
-        )
     check_max_drop(max_accuracy_drop)
     reference = reference or ReferenceOutputs(check_source(source, what="check_accuracy"))
+    if bundle.manifest.task is Task.DETECT:
+        from .guard_detect import measure_detection_map
+
+        report = measure_detection_map(
+            bundle, reference, validation=Path(validation), max_accuracy_drop=max_accuracy_drop, runtime=runtime,
+            options=options,
+        )
+        if not report.passed:
+            raise AccuracyBudgetError(
+                f"The {what} {bundle.manifest.format.value} detector lost too much mAP: {report.summary()}. "
+                "Nothing was written. Calibrate on more, representative images (the training split), keep the "
+                "detection head in float (head='float'), try scheme='w8a16' (TFLite), or allow a larger "
+                "max_accuracy_drop."
+            )
+        return report
+    if bundle.manifest.task is not Task.CLASSIFY:
+        raise ConfigError(
+            f"The accuracy guard measures classifiers (top-1) and detectors (mAP); {bundle.manifest.name} is a "
+            f"{bundle.manifest.task.value} bundle. Drop validation/max_accuracy_drop."
+        )
     folder = ImageFolder.open(validation, labels=bundle.manifest.labels)
     nchw = InputSpec(name="input", shape=(1, 3, *bundle.manifest.preprocess.size))
     correct_original = correct_compressed = 0

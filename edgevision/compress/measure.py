@@ -2,7 +2,9 @@
 
 Counts come from torch-pruning's op counter (multiply-accumulates of one image at the model's
 input size); latency is measured, never estimated: torch eager, batch 1, fixed thread count,
-median of `runs` timed calls after `warmup` untimed ones.
+median of `runs` timed calls after `warmup` untimed ones. Both count and time `module.forward`, which
+for a detector is the deployable graph (raw head plus box decoding, what every engine runs), not its
+training view; NMS and the letterbox inverse run on the device after the engine and are not included.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from ..bundle import Bundle, atomic_directory
 from ..data.splits import DataSplits
 from ..errors import AccuracyBudgetError, ConfigError, ParityError
 from ..model import TrainedModel
-from ..types import Format, Precision
+from ..types import Format, Precision, Task
 from .model_score import PRIMARY_METRIC, format_drop, format_score, score_model
 from .recipe import Recipe
 
@@ -183,7 +183,7 @@ class Pipeline:
         parity = ParityConfig(data=val_dir)
         bundles: dict[str, Path] = {}
         fallbacks: dict[str, str] = {}
-        jobs = 1 + 3 * len(export_settings.formats)
+        jobs = 1 + (4 if export_settings.compare_plain else 3) * len(export_settings.formats)
         done = 0
 
         def add(name: str, make: Callable[[Path], Bundle]) -> None:
@@ -208,10 +208,22 @@ class Pipeline:
                 if target is Precision.INT8:
                     calibration = CalibrationConfig(data=calibration_dir, max_images=export_settings.calibration_images,
                                                     seed=self.recipe.seed)
-                    add(name, lambda p, f=fmt: quantize(
-                        compressed, p, format=f, calibration=calibration, ignored_scope=export_settings.ignored_scope,
-                        validation=val_dir, max_accuracy_drop=remaining,
+                    detector = compressed.task is Task.DETECT
+                    options = {
+                        "head": export_settings.head if detector else None,
+                        "scheme": export_settings.scheme if fmt is Format.TFLITE else "w8a8",
+                    }
+                    add(name, lambda p, f=fmt, c=calibration, o=options: quantize(
+                        compressed, p, format=f, calibration=c, ignored_scope=export_settings.ignored_scope,
+                        validation=val_dir, max_accuracy_drop=remaining, **o,
                     ))
+                    if detector and export_settings.compare_plain and export_settings.head == "float":
+                        # What keeping the head in float saves: the same INT8 with the head quantised too. A
+                        # comparison row, not a deliverable: parity still checks it, the budget does not.
+                        add(f"{name}-plain", lambda p, f=fmt, c=calibration, o=options: quantize(
+                            compressed, p, format=f, calibration=c, ignored_scope=export_settings.ignored_scope,
+                            **{**o, "head": "plain"},
+                        ))
                 else:
                     add(name, lambda p, f=fmt: build_float_bundle(
                         compressed, p, format=f, precision=target, parity=parity, validation=val_dir,

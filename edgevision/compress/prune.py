@@ -13,11 +13,22 @@ it. The real model is then pruned towards that fraction in `steps` linear steps 
 reaches it exactly), with `finetune_epochs_per_step` epochs of label fine-tuning between steps.
 Given `train_data`, BatchNorm statistics are re-estimated after every step (cheap, and it is most
 of what a one-shot prune loses). Recovering accuracy after the last step is `distill`'s job (or its fine-tune mode).
+
+Detectors (task detect): the head's final prediction layers, found by walking the traced graph back
+from the output to the nearest learned layers (for fcos_digits: cls_logits, bbox_reg, bbox_ctrness),
+keep their outputs; backbone, FPN and the head's intermediate convs are pruned. `train_data` and
+`val_data` are COCO split folders; Taylor importance and fine-tuning use the FCOS loss, BatchNorm
+recalibration the letterboxed training images, and the report gives val mAP50-95 (and mAP50).
+Layers normalised by GroupNorm (FCOS's head) lose whole norm groups, ranked by their mean importance:
+the groups that stay normalise exactly as before, so a one-shot prune keeps what they compute
+(torch-pruning's default takes the same channel from every group instead, which changes every
+group's statistics), and the kept width is a multiple of both `round_to` and the group size.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +40,7 @@ from .._optional import require
 from ..errors import CompressionError, ConfigError, did_you_mean
 from ..model import TrainedModel
 from ..train import evaluate_torch
+from ..types import Task
 from .measure import LatencyConfig, ModelStats, count_macs_params, measure
 
 #: Called after each pruning step: (step, steps, MACs after / MACs before).
@@ -65,7 +77,7 @@ class PruneConfig:
     batch_size: int = 64
     learning_rate: float = 1e-3
     seed: int = 0
-    latency: LatencyConfig = LatencyConfig()
+    latency: LatencyConfig = LatencyConfig()  # noqa: RUF009 - frozen, so sharing it is safe
 
     def __post_init__(self) -> None:
         if (self.target_macs_ratio is None) == (self.channel_ratio is None):
@@ -103,7 +115,8 @@ class PruneConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class PruneReport:
-    """Before/after statistics; accuracies are top-1 on val_data (None when none was given)."""
+    """Before/after statistics; accuracies are `metric` on val_data (None when none was given): top-1, or a
+    detector's mAP50-95 with its mAP50 alongside."""
 
     before: ModelStats
     after: ModelStats
@@ -114,6 +127,9 @@ class PruneReport:
     accuracy_before: float | None
     accuracy_after: float | None
     seconds: float
+    metric: str = "top-1"
+    map50_before: float | None = None  # detectors only
+    map50_after: float | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 < self.channel_ratio < 1.0:
@@ -133,9 +149,12 @@ class PruneReport:
 
     def describe(self) -> str:
         accuracy = (
-            f", val accuracy {self.accuracy_before:.4f} → {self.accuracy_after:.4f}"
+            f", val {'accuracy' if self.metric == 'top-1' else self.metric} "
+            f"{self.accuracy_before:.4f} → {self.accuracy_after:.4f}"
             if self.accuracy_before is not None and self.accuracy_after is not None else ""
         )
+        if self.map50_before is not None and self.map50_after is not None:
+            accuracy += f", mAP50 {self.map50_before:.4f} → {self.map50_after:.4f}"
         return (
             f"{self.importance.value} structured pruning, {self.channel_ratio:.1%} of channels kept, {self.steps} step(s): "
             f"MACs {self.before.macs / 1e6:.2f}M → {self.after.macs / 1e6:.2f}M ({self.macs_ratio:.3f}×), "
@@ -154,23 +173,24 @@ def prune(
 ) -> tuple[TrainedModel, PruneReport]:
     """Prune a copy of `model` (the input is not modified) and measure what changed.
 
-    `train_data` (an ImageFolder) is needed for Taylor importance and for fine-tuning between
-    steps; `val_data` adds accuracy before/after to the report.
+    `train_data` (an ImageFolder; for a detector a COCO split folder) is needed for Taylor importance
+    and for fine-tuning between steps; `val_data` adds accuracy (mAP) before/after to the report.
     """
     torch = require("torch", extra="compress", what="PyTorch")
-    from .distill import cross_entropy_loss, make_loaders, train_student
 
+    detect = model.task is Task.DETECT
     needs_train = config.importance is PruneImportance.TAYLOR or config.finetune_epochs_per_step > 0
     if needs_train and train_data is None:
         why = "Taylor importance" if config.importance is PruneImportance.TAYLOR else "fine-tuning between steps"
-        raise ConfigError(f"{why} needs train_data: pass an ImageFolder path (root/<label>/<image>).")
+        where = "a COCO split folder (annotations.json + images/)" if detect else "an ImageFolder path (root/<label>/<image>)"
+        raise ConfigError(f"{why} needs train_data: pass {where}.")
     started = time.perf_counter()
     torch.manual_seed(config.seed)
-    train_loader, val_loader = make_loaders(model, train_data, val_data, batch_size=config.batch_size, seed=config.seed)
+    data = _TaskData.open(model, train_data, val_data, config=config)
     module = copy.deepcopy(model.module).eval()
-    protected = _protected_layers(module, config.ignored_layers)
+    protected, kept_names = _protected_layers(module, config.ignored_layers, model)
     before = measure(model, latency=config.latency)
-    accuracy_before = evaluate_torch(model.module, val_loader) if val_loader is not None else None
+    scores_before = data.evaluate(model.module)
 
     plan = _PrunePlan.of(module, protected, model.input_size, round_to=config.round_to)
     if config.channel_ratio is not None:
@@ -180,34 +200,94 @@ def prune(
     pruner = plan.pruner(config, pruning_ratio=1.0 - keep, importance=config.importance, steps=config.steps)
     for step in range(1, config.steps + 1):
         if config.importance is PruneImportance.TAYLOR:
-            _accumulate_gradients(module, train_loader, batches=config.taylor_batches)
+            _accumulate_gradients(module, data.train_batches(), data.loss(module), batches=config.taylor_batches)
         pruner.step()
         module.zero_grad(set_to_none=True)
-        if train_loader is not None and config.recalibration_batches:
-            _recalibrate_batchnorm(module, train_loader, batches=config.recalibration_batches)
+        if data.has_train and config.recalibration_batches:
+            _recalibrate_batchnorm(module, data.train_batches(), batches=config.recalibration_batches)
         if step < config.steps and config.finetune_epochs_per_step:
-            train_student(
-                module, loss=cross_entropy_loss(module), train_loader=train_loader, val_loader=val_loader,
-                epochs=config.finetune_epochs_per_step, learning_rate=config.learning_rate, weight_decay=5e-4,
-            )
+            data.fine_tune(module, epochs=config.finetune_epochs_per_step, learning_rate=config.learning_rate)
         module.eval()
         if on_progress:
             on_progress(step, config.steps, count_macs_params(module, model.input_size)[0] / before.macs)
 
     pruned = TrainedModel(
         module=module, labels=list(model.labels), preprocess=model.preprocess,
-        architecture=model.architecture, name=model.name, notes=dict(model.notes),
+        architecture=model.architecture, name=model.name, notes=dict(model.notes), task=model.task,
+        detection=model.detection,
     )
+    scores_after = data.evaluate(module)
     report = PruneReport(
         before=before, after=measure(pruned, latency=config.latency), channel_ratio=keep,
         target_macs_ratio=config.target_macs_ratio, importance=config.importance, steps=config.steps,
-        accuracy_before=accuracy_before,
-        accuracy_after=evaluate_torch(module, val_loader) if val_loader is not None else None,
-        seconds=time.perf_counter() - started,
+        accuracy_before=scores_before[0], accuracy_after=scores_after[0], seconds=time.perf_counter() - started,
+        metric="mAP50-95" if detect else "top-1", map50_before=scores_before[1], map50_after=scores_after[1],
     )
-    kept = ", ".join((*config.ignored_layers, classifier_name(module)))
-    pruned.notes["prune"] = f"{report.describe()}; output channels kept whole: {kept}"
+    pruned.notes["prune"] = f"{report.describe()}; output channels kept whole: {', '.join(kept_names)}"
     return pruned, report
+
+
+@dataclass
+class _TaskData:
+    """What pruning needs from data, by task: training batches, their loss, fine-tuning, val scores."""
+
+    model: TrainedModel
+    train_loader: Any | None = None  # classifiers
+    val_loader: Any | None = None
+    detection: Any | None = None  # detectors: distill_detect.DetectionData
+
+    @classmethod
+    def open(cls, model: TrainedModel, train_data: Any, val_data: Any, *, config: PruneConfig) -> _TaskData:
+        if model.task is Task.DETECT:
+            from .distill_detect import DetectionData, check_trainable_detector
+
+            if train_data is not None or val_data is not None:
+                check_trainable_detector(model)
+            detection = DetectionData.open(model, train_data=train_data, val_data=val_data,
+                                           batch_size=config.batch_size, seed=config.seed)
+            return cls(model, detection=detection)
+        from .distill import make_loaders
+
+        train_loader, val_loader = make_loaders(model, train_data, val_data, batch_size=config.batch_size, seed=config.seed)
+        return cls(model, train_loader=train_loader, val_loader=val_loader)
+
+    @property
+    def has_train(self) -> bool:
+        return self.train_loader is not None or (self.detection is not None and self.detection.train_images is not None)
+
+    def train_batches(self) -> Any:
+        return self.detection.batches() if self.detection is not None else self.train_loader
+
+    def loss(self, module: Any) -> Callable[[Any, Any], Any]:
+        if self.detection is not None:
+            from .distill_detect import fcos_loss
+
+            return fcos_loss(module)
+        from .distill import cross_entropy_loss
+
+        return cross_entropy_loss(module)
+
+    def fine_tune(self, module: Any, *, epochs: int, learning_rate: float) -> None:
+        if self.detection is not None:
+            from ..train_detect import WEIGHT_DECAY
+            from .distill_detect import fit_detector
+
+            fit_detector(module, loss=self.loss(module), data=self.detection, epochs=epochs,
+                         learning_rate=learning_rate, weight_decay=WEIGHT_DECAY)
+            return
+        from .distill import train_student
+
+        train_student(module, loss=self.loss(module), train_loader=self.train_loader, val_loader=self.val_loader,
+                      epochs=epochs, learning_rate=learning_rate, weight_decay=5e-4)
+
+    def evaluate(self, module: Any) -> tuple[float | None, float | None]:
+        """(top-1, None) for a classifier, (mAP50-95, mAP50) for a detector; Nones without val data."""
+        if self.detection is not None:
+            if self.detection.val is None:
+                return None, None
+            metrics = self.detection.evaluate(module)
+            return metrics.map50_95, metrics.map50
+        return (evaluate_torch(module, self.val_loader) if self.val_loader is not None else None), None
 
 
 def classifier_name(module: Any) -> str:
@@ -221,46 +301,90 @@ def classifier_name(module: Any) -> str:
     raise CompressionError("The model has no Linear or Conv2d layer to prune.")
 
 
-def _protected_layers(module: Any, ignored: tuple[str, ...]) -> list[Any]:
+def prediction_layers(module: Any, input_size: tuple[int, int]) -> list[str]:
+    """A detector's final prediction layers: the learned layers nearest the output in the traced graph.
+
+    Walks torch-pruning's dependency graph back from the output through parameter-free ops (decode,
+    sigmoid, concat, reshape) and stops at the first Conv/Linear on every path; no names are assumed.
+    """
+    torch = require("torch", extra="compress", what="PyTorch")
+    tp = require("torch_pruning", extra="compress", what="torch-pruning")
+
+    graph = _trace(module, input_size)
+    names = {id(layer): name for name, layer in module.named_modules()}
+    pending = [node for node in graph.module2node.values() if not node.outputs]
+    seen: set[int] = set()
+    found: list[str] = []
+    while pending:
+        node = pending.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node.module, (torch.nn.Conv2d, torch.nn.Linear)) and id(node.module) in names:
+            found.append(names[id(node.module)])
+        else:
+            pending.extend(node.inputs)
+    del tp
+    if not found:
+        raise CompressionError("Found no Conv2d or Linear layer feeding the detector's output: nothing to keep whole.")
+    return sorted(set(found))
+
+
+def _trace(module: Any, input_size: tuple[int, int], *, whole_norm_groups: bool = False) -> Any:
+    torch = require("torch", extra="compress", what="PyTorch")
+    tp = require("torch_pruning", extra="compress", what="torch-pruning")
+
+    try:
+        return tp.DependencyGraph().build_dependency(
+            module, example_inputs=torch.zeros(1, 3, *input_size),
+            customized_pruners={torch.nn.GroupNorm: _group_norm_pruner()} if whole_norm_groups else None,
+        )
+    except Exception as exc:  # tracing can fail in many ways
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CompressionError(f"torch-pruning could not trace the model's dependency graph: {first}") from exc
+
+
+def _protected_layers(module: Any, ignored: tuple[str, ...], model: TrainedModel) -> tuple[list[Any], list[str]]:
+    """The layers whose outputs stay whole (the user's plus the output layers), and their names."""
     named = dict(module.named_modules())
     candidates = [name for name in named if name]
     for name in ignored:
         if name not in named or not name:
             raise ConfigError(f"ignored layer {name!r} is not a module of the model.{did_you_mean(name, candidates)}")
-    return [named[name] for name in (*ignored, classifier_name(module))]
+    outputs = (prediction_layers(module, model.input_size) if model.task is Task.DETECT
+               else [classifier_name(module)])
+    kept = list(dict.fromkeys((*ignored, *outputs)))
+    return [named[name] for name in kept], kept
 
 
 @dataclass(frozen=True)
 class _PrunePlan:
     """A module, its protected layers, and the width of every prunable channel group (by root layer).
 
-    torch-pruning skips a group it would empty, which makes MACs jump back up as the ratio grows;
-    each group's ratio is therefore capped so it keeps at least `round_to` channels.
+    Channel rounding is done here, not by torch-pruning: each group's ratio is set so that exactly the
+    rounded count survives (`_kept_channels`). torch-pruning's own `round_to` mis-rounds groups that
+    GroupNorm splits (it rounds the per-group count against the whole width), and it skips a group it
+    would empty, which makes MACs jump back up as the ratio grows.
     """
 
     module: Any
     protected: list[Any]
-    widths: list[tuple[Any, int]]
+    widths: list[tuple[Any, int, int]]  # (root layer, output channels, channels per GroupNorm group or 1)
     input_size: tuple[int, int]
     round_to: int | None
 
     @classmethod
     def of(cls, module: Any, protected: list[Any], input_size: tuple[int, int], *, round_to: int | None) -> _PrunePlan:
-        torch = require("torch", extra="compress", what="PyTorch")
         tp = require("torch_pruning", extra="compress", what="torch-pruning")
 
-        try:
-            graph = tp.DependencyGraph().build_dependency(module, example_inputs=torch.zeros(1, 3, *input_size))
-        except Exception as exc:  # noqa: BLE001 - tracing can fail in many ways
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise CompressionError(f"torch-pruning could not trace the model's dependency graph: {first}") from exc
+        graph = _trace(module, input_size, whole_norm_groups=True)
         ignored = [layer for root in protected for layer in root.modules()]
         roots = (tp.ops.TORCH_CONV, tp.ops.TORCH_LINEAR, tp.ops.TORCH_LSTM)
-        widths = [
-            (group[0][0].target.module, graph.get_out_channels(group[0][0].target.module))
-            for group in graph.get_all_groups(ignored_layers=ignored, root_module_types=roots)
-        ]
-        if not any(width > (round_to or 1) for _, width in widths):
+        widths = []
+        for group in graph.get_all_groups(ignored_layers=ignored, root_module_types=roots):
+            root = group[0][0].target.module
+            widths.append((root, graph.get_out_channels(root), _norm_group_size(group)))
+        if not any(width > (round_to or 1) for _, width, _ in widths):
             raise CompressionError(
                 f"No prunable layer is wider than round_to={round_to}: everything is ignored or already minimal."
             )
@@ -272,7 +396,7 @@ class _PrunePlan:
         by_id = dict(zip(map(id, self.module.modules()), trial.modules(), strict=True))
         return _PrunePlan(
             trial, [by_id[id(layer)] for layer in self.protected],
-            [(by_id[id(root)], width) for root, width in self.widths], self.input_size, self.round_to,
+            [(by_id[id(root)], width, groups) for root, width, groups in self.widths], self.input_size, self.round_to,
         )
 
     def pruner(self, config: PruneConfig, *, pruning_ratio: float, importance: PruneImportance | None, steps: int) -> Any:
@@ -280,12 +404,7 @@ class _PrunePlan:
         torch = require("torch", extra="compress", what="PyTorch")
         tp = require("torch_pruning", extra="compress", what="torch-pruning")
 
-        unit = self.round_to or 1
-        caps = {
-            root: 1.0 - (unit + 1e-6) / width
-            for root, width in self.widths
-            if width > unit and pruning_ratio > 1.0 - (unit + 1e-6) / width
-        }
+        ratios = {root: _group_ratio(width, groups, pruning_ratio, self.round_to) for root, width, groups in self.widths}
         scorer = {
             None: tp.importance.RandomImportance,
             PruneImportance.L1: lambda: tp.importance.MagnitudeImportance(p=1),
@@ -293,10 +412,82 @@ class _PrunePlan:
             PruneImportance.TAYLOR: tp.importance.TaylorImportance,
         }[importance]()
         return tp.pruner.BasePruner(
-            self.module, torch.zeros(1, 3, *self.input_size), importance=scorer, pruning_ratio=pruning_ratio,
-            pruning_ratio_dict=caps, iterative_steps=steps, ignored_layers=self.protected, round_to=self.round_to,
-            global_pruning=False,
+            self.module, torch.zeros(1, 3, *self.input_size), importance=_whole_norm_groups(scorer),
+            pruning_ratio=pruning_ratio, pruning_ratio_dict=ratios, iterative_steps=steps,
+            ignored_layers=self.protected, round_to=None, global_pruning=False,
+            customized_pruners={torch.nn.GroupNorm: _group_norm_pruner()},
         )
+
+
+def _group_ratio(width: int, norm_group_size: int, pruning_ratio: float, round_to: int | None) -> float:
+    """The torch-pruning ratio that leaves exactly the rounded channel count in one group.
+
+    A group keeps int(width · (1 − ratio)) rounded down to a multiple of `round_to` (and of its
+    GroupNorm group size, so whole norm groups go), but at least one such unit; a group no wider
+    stays whole. torch-pruning keeps int(n · (1 − r)) of n channels, so r = 1 − (kept + ½) / n hits
+    `kept` exactly whatever the float rounding.
+    """
+    unit = math.lcm(round_to or 1, norm_group_size)
+    if width <= unit:
+        return 0.0
+    kept = int(width * (1.0 - pruning_ratio))
+    kept = max(unit, kept - kept % unit)
+    return max(0.0, 1.0 - (kept + 0.5) / width)
+
+
+def _norm_group_size(group: Any) -> int:
+    """Channels per GroupNorm group among a dependency group's layers (1 without GroupNorm)."""
+    torch = require("torch", extra="compress", what="PyTorch")
+
+    sizes = [dep.target.module.num_channels // dep.target.module.num_groups for dep, _ in group
+             if isinstance(dep.target.module, torch.nn.GroupNorm)]
+    return math.lcm(*sizes) if sizes else 1
+
+
+def _whole_norm_groups(scorer: Any) -> Any:
+    """`scorer`, with every GroupNorm group's channels given their group's mean importance.
+
+    Groups' scores are made distinct by a tiny index term, so the lowest k (a multiple of the group
+    size, see `_group_ratio`) are always whole groups.
+    """
+    torch = require("torch", extra="compress", what="PyTorch")
+    tp = require("torch_pruning", extra="compress", what="torch-pruning")
+
+    class WholeNormGroups(tp.importance.Importance):
+        def __call__(self, group: Any) -> Any:
+            scores = scorer(group)
+            size = _norm_group_size(group)
+            if scores is None or size == 1:
+                return scores
+            means = scores.reshape(-1, size).mean(dim=1)
+            means = means + torch.arange(len(means), dtype=means.dtype) * 1e-9 * (means.abs().max() + 1e-12)
+            return means.repeat_interleave(size)
+
+    return WholeNormGroups()
+
+
+def _group_norm_pruner() -> Any:
+    """torch-pruning's GroupNorm handler, changed to remove whole groups (and lower num_groups to match)."""
+    tp = require("torch_pruning", extra="compress", what="torch-pruning")
+
+    class WholeGroupNormPruner(tp.pruner.function.GroupNormPruner):
+        def prune_out_channels(self, layer: Any, idxs: list[int]) -> Any:
+            size = layer.num_channels // layer.num_groups
+            removed = sorted(idxs)
+            if len(removed) % size or any(removed[i] // size != removed[i - i % size] // size
+                                          for i in range(len(removed))):
+                raise CompressionError(f"Internal error: pruning would split a GroupNorm group ({len(idxs)} channels).")
+            layer.num_groups -= len(removed) // size
+            return super().prune_out_channels(layer, idxs)
+
+        prune_in_channels = prune_out_channels
+
+        def get_out_channel_groups(self, layer: Any) -> int:
+            return 1  # whole groups go, so torch-pruning must not spread the cut over them
+
+        get_in_channel_groups = get_out_channel_groups
+
+    return WholeGroupNormPruner()
 
 
 def _solve_channel_ratio(plan: _PrunePlan, config: PruneConfig, target_ratio: float, macs_before: int) -> float:
@@ -339,19 +530,17 @@ def _solve_channel_ratio(plan: _PrunePlan, config: PruneConfig, target_ratio: fl
     return 1.0 - high
 
 
-def _accumulate_gradients(module: Any, train_loader: Any, *, batches: int) -> None:
+def _accumulate_gradients(module: Any, train_batches: Any, loss: Callable[[Any, Any], Any], *, batches: int) -> None:
     """Loss gradients for Taylor importance, in eval mode so BatchNorm statistics stay put."""
-    torch = require("torch", extra="compress", what="PyTorch")
-
     module.eval()
     module.zero_grad(set_to_none=True)
-    for index, (images, labels) in enumerate(train_loader):
+    for index, (images, labels) in enumerate(train_batches):
         if index >= batches:
             break
-        torch.nn.functional.cross_entropy(module(images), labels).backward()
+        loss(images, labels).backward()
 
 
-def _recalibrate_batchnorm(module: Any, train_loader: Any, *, batches: int) -> None:
+def _recalibrate_batchnorm(module: Any, train_batches: Any, *, batches: int) -> None:
     """Re-estimate BatchNorm running statistics: removing channels shifts every later layer's inputs.
 
     A cumulative average over `batches` training batches, without gradients; weights are unchanged.
@@ -368,7 +557,7 @@ def _recalibrate_batchnorm(module: Any, train_loader: Any, *, batches: int) -> N
     module.train()
     try:
         with torch.no_grad():
-            for index, (images, _labels) in enumerate(train_loader):
+            for index, (images, _labels) in enumerate(train_batches):
                 if index >= batches:
                     break
                 module(images)

@@ -77,10 +77,18 @@ class Stage(_Section):
 
 
 class ExportSection(_Section):
+    """Formats and precision of the compressed bundles. Detectors only: `head` float keeps the detection head
+    (prediction layers + box/score decoding) out of INT8, plain quantises it too; `compare_plain` also builds a
+    plain INT8 bundle per format, so the report shows what keeping the head saves; `scheme` w8a16 keeps int16
+    activations (TFLite), for when full INT8 loses too much."""
+
     formats: tuple[Format, ...] = (Format.ONNX, Format.OPENVINO, Format.TFLITE)
     precision: Precision = Precision.INT8
     calibration_images: int = Field(default=300, ge=1)
     ignored_scope: tuple[str, ...] = ()
+    head: Literal["float", "plain"] = "float"
+    compare_plain: bool = False
+    scheme: Literal["w8a8", "w8a16"] = "w8a8"
 
 
 class DataSection(_Section):

@@ -31,8 +31,10 @@ from .parity import ParityConfig, ParityRule, engine_inputs
 if TYPE_CHECKING:
     from ..data.coco import CocoDetections
 
-#: Least agreement mAP50 (export vs source detections) per engine precision. INT8 is provisional:
-#: detector quantisation (head in float, an mAP guard) comes with the next issue and sets its own bar.
+#: Least agreement mAP50 (export vs source detections) per engine precision. INT8's bar is from
+#: evidence: on the demo detector (val, 250 images, 300 calibration images) INT8 agreed at 0.936–0.950
+#: on ONNX Runtime, OpenVINO and TFLite, head in float or not, and w8a16 at 0.936; the decisive check
+#: for INT8 is the mAP guard (`compress.guard`), which separates head-float from plain where this does not.
 MIN_DETECTION_MAP50 = {Precision.FP32: 0.99, Precision.FP16: 0.98, Precision.BF16: 0.98, Precision.INT8: 0.9}
 
 

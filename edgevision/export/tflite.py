@@ -19,8 +19,9 @@ import io
 import os
 import re
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -64,7 +65,7 @@ def write_fp32_tflite(model: TrainedModel, path: Path) -> None:
     try:
         with _quiet_converter():
             litert_torch.convert(nhwc_model, example).export(str(path))
-    except Exception as exc:  # noqa: BLE001 - torch.export and the MLIR passes raise many types
+    except Exception as exc:
         raise _conversion_error(exc) from exc
 
 
@@ -81,45 +82,76 @@ def cast_weights_to_fp16(path: Path) -> None:
     try:
         with _quiet_converter():
             result = engine.quantize(enable_progress_report=False)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise ExportError(f"ai-edge-quantizer could not cast the weights to FP16: {_first_line(exc)}") from exc
     path.write_bytes(bytes(result.quantized_model))
 
 
 def quantize_tflite_int8(
-    model: TrainedModel, directory: Path, calibration_batches: Iterable[np.ndarray], *, max_samples: int = 300
+    model: TrainedModel,
+    directory: Path,
+    calibration_batches: Iterable[np.ndarray],
+    *,
+    max_samples: int = 300,
+    activation_bits: int = 8,
+    float_scope: Callable[[Path], Any] | None = None,
+    float_io: bool = False,
 ) -> ExportArtifact:
-    """Write a full-integer INT8 ``model.tflite`` (int8 input and output) into `directory`.
+    """Write an integer ``model.tflite`` into `directory`: full-integer INT8 unless a float scope is kept.
 
     `calibration_batches` yields preprocessed float32 batches in NCHW (what `preprocess_batch`
     returns for the model's input spec); up to `max_samples` images set the activation ranges.
-    Weights are per-channel symmetric int8, activations per-tensor asymmetric int8
-    (ai-edge-quantizer ``static_wi8_ai8`` on the FP32 file). The samples are held in memory
+    Weights are per-channel symmetric int8, activations per-tensor int8 (ai-edge-quantizer
+    ``static_wi8_ai8`` on the FP32 file) or int16 with `activation_bits=16` (``static_wi8_ai16``).
+    `float_scope(fp32_path)` returns the ops to leave in float (a `head_scope.HeadScope`, whose
+    `tensors` name them): the recipe selects each by its output tensor name with the NO_QUANTIZE
+    algorithm, and `verify(path)` on the scope is the caller's. `float_io` keeps the graph's input and
+    output float32 (QUANTIZE/DEQUANTIZE at the edges; a detect bundle's contract). The samples are held in memory
     (the quantizer passes over them twice). The caller runs parity, as for any format.
     """
     require("ai_edge_quantizer", extra="tflite-export", what="ai-edge-quantizer")
-    from ai_edge_quantizer import quantizer, recipe
+    from ai_edge_quantizer import qtyping, quantizer
 
+    if activation_bits not in (8, 16):
+        raise ConfigError(f"TFLite activations are int8 or int16, got {activation_bits} bits.")
     path = directory / MODEL_FILE
     float_path = directory / "model.fp32.tflite"
     nhwc_samples = list(_nhwc_samples(model, calibration_batches, max_samples))  # bad data fails before converting
     write_fp32_tflite(model, float_path)
     try:
-        engine = quantizer.Quantizer(str(float_path), recipe.static_wi8_ai8())
+        engine = quantizer.Quantizer(str(float_path))
+        engine.add_static_config(
+            regex=".*", operation_name=qtyping.TFLOperationName.ALL_SUPPORTED, activation_num_bits=activation_bits,
+            weight_num_bits=8,
+        )
+        scope = float_scope(float_path) if float_scope is not None else None
+        if scope is not None:
+            # an op's scope in ai-edge-quantizer is "out1;out2;": select the scope's ops by exact output names
+            names = "|".join(re.escape(name) for name in scope.tensors)
+            engine.update_quantization_recipe(
+                regex=f"^(?:{names});", operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
+                algorithm_key=quantizer.AlgorithmName.NO_QUANTIZE,
+            )
+        if float_io:
+            for edge in (qtyping.TFLOperationName.INPUT, qtyping.TFLOperationName.OUTPUT):
+                engine.update_quantization_recipe(
+                    regex=".*", operation_name=edge, algorithm_key=quantizer.AlgorithmName.NO_QUANTIZE
+                )
         signature, input_name = _signature_input(float_path)
         samples = [{input_name: sample} for sample in nhwc_samples]
         try:
             with _quiet_converter():
                 ranges = engine.calibrate({signature: samples}, num_threads=os.cpu_count() or 1)
                 result = engine.quantize(ranges, enable_progress_report=False)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise ExportError(f"ai-edge-quantizer could not quantise the model to INT8: {_first_line(exc)}") from exc
         path.write_bytes(bytes(result.quantized_model))
     finally:
         float_path.unlink(missing_ok=True)
     versions = {
         **_converter_versions(), "ai-edge-quantizer": package_version("ai-edge-quantizer"),
-        "int8_recipe": "static_wi8_ai8", "calibration_samples": str(len(samples)),
+        "int8_recipe": f"static_wi8_ai{activation_bits}" + (" + float head" if scope is not None else ""),
+        "calibration_samples": str(len(samples)),
     }
     return _artifact(path, model, versions)
 
@@ -188,7 +220,7 @@ def _signature_input(path: Path) -> tuple[str, str]:
     return key, signatures[key]["inputs"][0]
 
 
-def _interpreter(path: Path):  # noqa: ANN202 - ai_edge_litert.interpreter.Interpreter
+def _interpreter(path: Path):
     require("ai_edge_litert", extra="tflite", what="LiteRT (ai-edge-litert)")
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 

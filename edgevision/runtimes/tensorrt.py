@@ -271,6 +271,10 @@ def build_serialized_engine(
     for flag in plan.clear_flags:
         if hasattr(trt.BuilderFlag, flag):
             config.clear_flag(getattr(trt.BuilderFlag, flag))
+    if not plan.strongly_typed:  # a detector's head listed by the quantiser stays FP32 in an INT8 engine
+        from .tensorrt_precision import pin_float_layers, read_float_layers
+
+        pin_float_layers(trt, network, config, read_float_layers(bundle.path))
     optimisation = builder.create_optimization_profile()
     optimisation.set_shape(input_name, profile.min, profile.opt, profile.max)
     config.add_optimization_profile(optimisation)

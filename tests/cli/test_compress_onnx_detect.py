@@ -171,8 +171,8 @@ def test_an_annotation_file_that_does_not_match_its_images(yolo, coco, tmp_path)
 
 def test_detector_options_that_cannot_work(yolo, coco, tmp_path):
     model, data = str(yolo["dynamic"]), str(coco.root)
-    _fails([model, "--task", "detect", "--data", data, "--quantize", "int8"], tmp_path, errors.ConfigError,
-           "int8 is not available for detectors", "--quantize fp16")
+    _fails([model, "--task", "detect", "--data", data, "--quantize", "bf16"], tmp_path, errors.ConfigError,
+           "--quantize for a detector takes int8, fp16 or fp32")
     _fails([model, "--task", "detect", "--data", data, "--size", "72x96"], tmp_path, errors.ConfigError,
            "72x96", "stride 16")
     _fails([model, "--task", "detect", "--data", data, "--resize", "resize"], tmp_path, errors.ConfigError,

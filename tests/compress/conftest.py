@@ -51,3 +51,17 @@ def random_model():
 @pytest.fixture
 def mobilenet():
     return _random_model("mobilenet_v3_small")
+
+
+@pytest.fixture(scope="session")
+def tiny_detector(tmp_path_factory: pytest.TempPathFactory):
+    """(splits, TrainedModel): fcos_digits trained briefly (2 epochs) at 64×96 on 160 generated images (pruning/KD tests)."""
+    pytest.importorskip("torch")
+    from edgevision.data.detection import make_detection_dataset
+    from edgevision.model import TrainedModel
+    from edgevision.train_detect import train_detector
+
+    root = tmp_path_factory.mktemp("tiny_detector")
+    splits = make_detection_dataset(root / "data", counts=(160, 40, 40))
+    report = train_detector(splits, root / "detector.pt", input_size=(64, 96), epochs=2, warmup_epochs=1, lr=5e-3)
+    return splits, TrainedModel.load(report.checkpoint)

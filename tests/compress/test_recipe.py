@@ -59,6 +59,13 @@ def test_shipped_example_recipe_is_valid():
 
     recipe = load_recipe(Path(__file__).parents[2] / "examples" / "recipes" / "digits.yaml")
     assert [s.kind for s in recipe.stages] == ["prune", "distill"] and recipe.export.precision.value == "int8"
+    detector = load_recipe(Path(__file__).parents[2] / "examples" / "recipes" / "digits_detector.yaml")
+    assert detector.export.head == "float" and detector.export.compare_plain
+
+
+def test_head_policy_is_float_or_plain(tmp_path):
+    with pytest.raises(errors.ConfigError, match="head"):
+        load_recipe(_write(tmp_path, "export: {head: half}\n"))
 
 
 def test_recipe_data_section_names_a_held_out_test_split(tmp_path):

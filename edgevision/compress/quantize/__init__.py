@@ -5,7 +5,10 @@ One module per engine, dispatched through `QUANTIZERS`; this module holds the sh
 source is a `TrainedModel` (torch) or an `OnnxModel` (an .onnx file from any framework).
 
 INT8 has no logit tolerance: parity is top-1 agreement with the source model on real images
-(the validation folder, else the calibration folder), at least `INT8_MIN_TOP1_AGREEMENT`.
+(the validation folder, else the calibration folder), at least `INT8_MIN_TOP1_AGREEMENT`; for a
+detector, detection agreement mAP50 on the validation (else calibration) split, and the guard is
+mAP50-95 through the engine. A detector's head (prediction layers + decoding) stays in float by
+default (`head="float"`, see `head_scope`); `head="plain"` quantises everything.
 """
 
 from __future__ import annotations
@@ -21,11 +24,11 @@ from ...export.parity import DEFAULT_PARITY, ParityConfig, open_parity_data
 from ...export.writer import AccuracyCheck, BundleChecks, finish_bundle
 from ...registry import Registry
 from ...source import ModelSource, ReferenceOutputs, check_source
-from ...types import Format, Precision, parse_one_enum
+from ...types import Format, Precision, Task, parse_one_enum
 from ..calibration import CalibrationConfig, CalibrationSet
 from ..guard import check_accuracy, check_max_drop
 from ..onnx_input import build_onnx_float_bundle
-from .base import AccuracyControl, Quantizer, QuantizeRequest, QuantizeResult
+from .base import AccuracyControl, HeadPolicy, Quantizer, QuantizeRequest, QuantizeResult, Scheme
 
 QUANTIZERS: Registry[Quantizer] = Registry("quantizer", entry_point_group="edgevision.quantizers")
 QUANTIZERS.register("onnxruntime", "edgevision.compress.quantize.onnx:quantize_onnx")
@@ -53,11 +56,15 @@ def quantize(
     quantizer: str | None = None,
     parity: ParityConfig | None = None,
     overwrite: bool = False,
+    head: HeadPolicy | None = None,
+    scheme: Scheme = "w8a8",
 ) -> Bundle:
     """Write `model` (TrainedModel or OnnxModel) quantised for `format` as a bundle at `output`.
 
-    INT8 needs `calibration` (an ImageFolder through the model's preprocessing). FP16 needs
-    none. `ignored_scope` names torch modules (e.g. "fc") to keep in float. With `validation`
+    INT8 needs `calibration` (an ImageFolder, or for a detector its COCO train split, through the
+    model's preprocessing). FP16 needs none. Detectors: `head` "float" (the default) keeps the
+    detection head in float, "plain" quantises it too; `scheme="w8a16"` (TFLite) keeps int16
+    activations; `validation` is a COCO split and `max_accuracy_drop` an mAP50-95 fraction. `ignored_scope` names torch modules (e.g. "fc") to keep in float. With `validation`
     (an ImageFolder) and `max_accuracy_drop` (a fraction: 0.015 = 1.5 points of top-1) the bundle
     is evaluated through its engine and an AccuracyBudgetError is raised — leaving nothing at
     `output` — if it lost more. `quantizer` picks the engine's quantiser (default: the
@@ -69,21 +76,29 @@ def quantize(
     prec = parse_one_enum(Precision, precision, option="precision")
     check_max_drop(max_accuracy_drop)
     if max_accuracy_drop is not None and validation is None:
-        raise ConfigError("max_accuracy_drop needs validation=<ImageFolder> to measure accuracy on.")
+        raise ConfigError(
+            "max_accuracy_drop needs validation=<ImageFolder> (a detector: <COCO val split>) to measure accuracy on."
+        )
     if isinstance(ignored_scope, str):
         raise ConfigError(f"ignored_scope takes a tuple of module names, e.g. ({ignored_scope!r},), not a string.")
     validation = Path(validation) if validation is not None else None
+    head = _head_policy(model, head)
+    if scheme not in ("w8a8", "w8a16"):
+        raise ConfigError(f"scheme takes 'w8a8' or 'w8a16' (int8 weights, int8 or int16 activations), got {scheme!r}.")
     if prec is Precision.FP32:
         raise ConfigError("FP32 is not quantisation: use edgevision.export.export (or export_onnx_model for an ONNX model).")
     if prec is Precision.FP16:
-        if calibration is not None or ignored_scope:
-            raise ConfigError("FP16 needs no calibration and keeps no layer in float: drop calibration/ignored_scope.")
+        if calibration is not None or ignored_scope or scheme != "w8a8":
+            raise ConfigError(
+                "FP16 needs no calibration and keeps no layer in float: drop calibration/ignored_scope/scheme."
+            )
         return build_float_bundle(
             model, output, format=fmt, precision=prec, parity=parity or ParityConfig(data=validation),
             validation=validation, max_accuracy_drop=max_accuracy_drop, overwrite=overwrite,
         )
     if calibration is None:
-        raise ConfigError("INT8 needs calibration images: pass calibration=CalibrationConfig(data=<ImageFolder>).")
+        where = "<COCO train split>" if model.task is Task.DETECT else "<ImageFolder>"
+        raise ConfigError(f"INT8 needs calibration images: pass calibration=CalibrationConfig(data={where}).")
     name = quantizer or DEFAULT_QUANTIZER.get(fmt)
     if name is None:
         raise ConfigError(f"No INT8 quantiser for format {fmt.value}. Choose onnx, openvino or tflite.")
@@ -96,7 +111,10 @@ def quantize(
         AccuracyControl(validation=validation, max_drop=max_accuracy_drop)
         if validation is not None and max_accuracy_drop is not None else None
     )
-    request = QuantizeRequest(calibration=calibration_set, ignored_scope=tuple(ignored_scope), accuracy_control=control)
+    request = QuantizeRequest(
+        calibration=calibration_set, ignored_scope=tuple(ignored_scope), accuracy_control=control, head=head,
+        scheme=scheme,
+    )
     parity = parity or (
         ParityConfig(data=validation, min_top1_agreement=INT8_MIN_TOP1_AGREEMENT)
         if validation is not None
@@ -109,6 +127,22 @@ def quantize(
         result = quantize_fn(model, workdir, request=request)
         _finish(model, workdir, result, fmt, parity=parity, validation=validation, max_accuracy_drop=max_accuracy_drop)
     return Bundle.load(output)
+
+
+def _head_policy(model: ModelSource, head: str | None) -> HeadPolicy | None:
+    """"float" by default for detectors; classifiers have no detection head, so naming one is an error."""
+    if model.task is not Task.DETECT:
+        if head is not None:
+            raise ConfigError(
+                f"head={head!r} is for detectors (it keeps the box/score head in float); {model.name} is a "
+                f"{model.task.value} model. Drop head, or keep its classifier in float with ignored_scope=('fc',)."
+            )
+        return None
+    if head is None:
+        return "float"
+    if head not in ("float", "plain"):
+        raise ConfigError(f"head takes 'float' (keep the detection head in float) or 'plain' (quantise it), got {head!r}.")
+    return head  # type: ignore[return-value]
 
 
 def build_float_bundle(

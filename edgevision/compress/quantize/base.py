@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from ...export.base import ExportArtifact, output_name_for, package_version
 from ...runtimes.base import RuntimeOptions
@@ -21,11 +21,26 @@ class AccuracyControl:
     max_drop: float
 
 
+#: How a detector's head is quantised: "float" keeps the prediction layers and decoding in float
+#: (the scope is computed from the converted graph, see `head_scope`); "plain" quantises everything.
+HeadPolicy = Literal["float", "plain"]
+#: Integer scheme: int8 weights with int8 activations, or (TFLite) int16 activations where int8 loses too much.
+Scheme = Literal["w8a8", "w8a16"]
+
+
 @dataclass(frozen=True, kw_only=True)
 class QuantizeRequest:
+    """What to quantise with. `head` is None for classifiers (they have no detection head)."""
+
     calibration: CalibrationSet
     ignored_scope: tuple[str, ...] = ()
     accuracy_control: AccuracyControl | None = None
+    head: HeadPolicy | None = None
+    scheme: Scheme = "w8a8"
+
+    @property
+    def keep_head_float(self) -> bool:
+        return self.head == "float"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,10 +80,26 @@ def write_source_onnx(source: ModelSource, path: Path) -> ExportArtifact:
     )
 
 
+def detection_output(source: ModelSource) -> str:
+    """The name of the detector's raw head output (where the head-scope walk starts)."""
+    detection = getattr(source, "detection", None)
+    return detection.output if detection is not None else output_name_for(source)
+
+
+def head_note(request: QuantizeRequest, scope: Any) -> str:
+    """The manifest's words for the head policy: how many nodes stayed in float, or that none did."""
+    if request.head is None:
+        return ""
+    if scope is None:
+        return ", head quantised too (plain)"
+    return f", head in float: {scope.describe()}"
+
+
 def ignored_note(ignored_scope: tuple[str, ...]) -> str:
     return f", kept in float: {', '.join(ignored_scope)}" if ignored_scope else ""
 
 
 __all__ = [
-    "AccuracyControl", "QuantizeRequest", "QuantizeResult", "Quantizer", "ignored_note", "write_source_onnx",
+    "AccuracyControl", "HeadPolicy", "QuantizeRequest", "QuantizeResult", "Quantizer", "Scheme", "detection_output",
+    "head_note", "ignored_note", "write_source_onnx",
 ]

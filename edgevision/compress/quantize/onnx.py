@@ -4,7 +4,9 @@
 ``quantize_static``: QuantizeLinear/DequantizeLinear pairs around each quantised op (the QDQ
 format every engine reads — ONNX Runtime, OpenVINO, TensorRT), int8 weights per output
 channel, uint8 activations per tensor from MinMax ranges over the calibration images.
-Ignored-scope nodes get no Q/DQ pairs and run in float.
+Ignored-scope nodes get no Q/DQ pairs and run in float. For a detector with `head="float"` the
+head scope (`head_scope.onnx_head_scope` on the prepared graph) joins them, and the quantised
+graph is checked to hold no Q/DQ inside it.
 
 Why uint8 activations ("U8S8"): ONNX Runtime's x86 integer kernels are built around it.
 Measured here (AVX-512 VNNI, resnet18, batch 1, 2 threads): int8 activations ("S8S8") ran
@@ -23,11 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from ..._optional import require
-from ...errors import CompressionError
+from ...errors import CompressionError, ConfigError
 from ...export.base import ExportArtifact, package_version
 from ...types import Format
 from ..calibration import ort_calibration_reader
-from .base import QuantizeRequest, QuantizeResult, ignored_note, write_source_onnx
+from .base import QuantizeRequest, QuantizeResult, detection_output, head_note, ignored_note, write_source_onnx
+from .head_scope import HeadScope, onnx_head_scope, verify_onnx_head_float
 from .scope import resolve_ignored_scope
 
 FORMAT = Format.ONNX
@@ -38,16 +41,20 @@ CALIBRATION_BATCH = 16
 
 def quantize_onnx(source: Any, directory: Path, *, request: QuantizeRequest) -> QuantizeResult:
     """Write a Q/DQ INT8 ``model.onnx`` into `directory`, calibrated on `request.calibration`."""
-    artifact = write_qdq_onnx(source, directory / MODEL_FILE, request=request, symmetric_activations=False)
+    if request.scheme != "w8a8":
+        raise ConfigError(f"ONNX Runtime INT8 here is w8a8; {request.scheme} is a TFLite option. Drop it or use format tflite.")
+    artifact, scope = write_qdq_onnx(source, directory / MODEL_FILE, request=request, symmetric_activations=False)
     summary = (
         f"ONNX Runtime static INT8 (QDQ, per-channel int8 weights, MinMax uint8 activations), "
-        f"{request.calibration.describe()}{ignored_note(request.ignored_scope)}"
+        f"{request.calibration.describe()}{ignored_note(request.ignored_scope)}{head_note(request, scope)}"
     )
     return QuantizeResult(artifact=artifact, summary=summary)
 
 
-def write_qdq_onnx(source: Any, path: Path, *, request: QuantizeRequest, symmetric_activations: bool) -> ExportArtifact:
-    """Quantise `source` to a Q/DQ ONNX file at `path`.
+def write_qdq_onnx(
+    source: Any, path: Path, *, request: QuantizeRequest, symmetric_activations: bool
+) -> tuple[ExportArtifact, HeadScope | None]:
+    """Quantise `source` to a Q/DQ ONNX file at `path`; returns its artifact and the head scope kept in float.
 
     `symmetric_activations` (int8, zero point 0) is what TensorRT requires of Q/DQ graphs.
     """
@@ -63,13 +70,17 @@ def write_qdq_onnx(source: Any, path: Path, *, request: QuantizeRequest, symmetr
         try:
             with _quiet():
                 quant_pre_process(str(float_path), str(prepared_path))
-        except Exception as exc:  # noqa: BLE001 - shape inference raises many types
+        except Exception as exc:
             raise CompressionError(
                 f"ONNX Runtime could not prepare the graph for quantisation: {_first_line(exc)}. "
                 "Check that the model runs in ONNX Runtime at FP32 first."
             ) from exc
-        node_names = [node.name for node in onnx.load(str(prepared_path), load_external_data=False).graph.node]
+        prepared = onnx.load(str(prepared_path), load_external_data=False).graph
+        node_names = [node.name for node in prepared.node]
         excluded = resolve_ignored_scope(request.ignored_scope, node_names, engine="ONNX") if request.ignored_scope else []
+        scope = onnx_head_scope(prepared, detection_output(source)) if request.keep_head_float else None
+        if scope is not None:
+            excluded += [name for name in scope.nodes if name not in excluded]
         reader = ort_calibration_reader(
             request.calibration, input_name=artifact.input_name, layout=artifact.layout,
             batch_size=CALIBRATION_BATCH if artifact.dynamic_batch else 1,
@@ -83,13 +94,15 @@ def write_qdq_onnx(source: Any, path: Path, *, request: QuantizeRequest, symmetr
                     calibrate_method=CalibrationMethod.MinMax,
                     extra_options={"ActivationSymmetric": symmetric_activations, "WeightSymmetric": True},
                 )
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise CompressionError(f"ONNX Runtime could not quantise the model to INT8: {_first_line(exc)}") from exc
+        if scope is not None:
+            verify_onnx_head_float(onnx.load(str(path), load_external_data=False).graph, scope)
     versions = {
         **artifact.versions, "onnxruntime": package_version("onnxruntime"),
         "calibration_images": str(len(request.calibration)),
     }
-    return replace(artifact, model_files=(path.name,), versions=versions)
+    return replace(artifact, model_files=(path.name,), versions=versions), scope
 
 
 @contextlib.contextmanager

@@ -5,6 +5,11 @@ names follow torch module paths ("/fc/Gemm/WithoutBiases") and the ignored scope
 way (OpenVINO's direct torch conversion renames fused convolutions "Multiply_1234"). With a
 validation set and `max_drop`, ``nncf.quantize_with_accuracy_control`` ranks layers by their
 effect on accuracy and returns the most sensitive ones to float until the drop is within budget.
+
+Detectors: the head scope (`head_scope.openvino_head_scope`, walked on the converted ov.Model) joins
+the ignored scope unless `head="plain"`, the saved IR is checked to hold no FakeQuantize or int8 weight
+inside it, and the preset is MIXED (symmetric weights, asymmetric activations: hardswish/SiLU outputs
+are not ReLU's non-negative range). Accuracy control then validates on COCO mAP50-95.
 """
 
 from __future__ import annotations
@@ -29,7 +34,16 @@ from ...export.base import package_version
 from ...preprocess import preprocess_batch
 from ...types import Format, Layout, Precision
 from ..calibration import nncf_dataset
-from .base import AccuracyControl, QuantizeRequest, QuantizeResult, ignored_note, write_source_onnx
+from .base import (
+    AccuracyControl,
+    QuantizeRequest,
+    QuantizeResult,
+    detection_output,
+    head_note,
+    ignored_note,
+    write_source_onnx,
+)
+from .head_scope import HeadScope, openvino_head_scope, verify_openvino_head_float
 from .scope import resolve_ignored_scope
 
 FORMAT = Format.OPENVINO
@@ -48,53 +62,77 @@ def quantize_openvino(source: Any, directory: Path, *, request: QuantizeRequest)
         onnx_artifact = write_source_onnx(source, onnx_path)
         if onnx_artifact.layout is not Layout.NCHW:
             raise ConfigError("edgevision's OpenVINO bundles take NCHW input; this model takes NHWC. Use format onnx.")
+        if request.scheme != "w8a8":
+            raise ConfigError(f"OpenVINO INT8 here is w8a8; {request.scheme} is a TFLite option. Drop it or use format tflite.")
         float_model = ov.convert_model(str(onnx_path))
-        ignored = _ignored_scope(nncf, float_model, request.ignored_scope)
+        scope = openvino_head_scope(float_model, detection_output(source)) if request.keep_head_float else None
+        ignored = _ignored_scope(nncf, float_model, request.ignored_scope, scope)
         calibration = nncf_dataset(request.calibration)
+        detector = request.head is not None
+        preset = nncf.QuantizationPreset.MIXED if detector else None
         try:
             with warnings.catch_warnings(), _quiet_nncf():
                 warnings.simplefilter("ignore")
                 if request.accuracy_control is None:
                     quantized = nncf.quantize(
                         float_model, calibration, subset_size=len(request.calibration), ignored_scope=ignored,
+                        preset=preset,
                     )
                     how = "NNCF PTQ INT8"
                 else:
                     quantized = _quantize_with_accuracy_control(
                         nncf, float_model, calibration, request.accuracy_control, len(request.calibration), ignored,
-                        preprocess=source.preprocess, labels=source.labels,
+                        source=source, preset=preset,
                     )
-                    how = f"NNCF PTQ INT8 with accuracy control (max drop {request.accuracy_control.max_drop * 100:.2f} pt)"
+                    metric = "mAP50-95" if detector else "top-1"
+                    how = (f"NNCF PTQ INT8 with accuracy control (max {metric} drop "
+                           f"{request.accuracy_control.max_drop * 100:.2f} pt)")
+                how += " (mixed preset)" if detector else ""
         except ConfigError:
             raise
-        except Exception as exc:  # noqa: BLE001 - NNCF raises its own and engine errors
+        except Exception as exc:
             raise CompressionError(f"NNCF could not quantise the model: {_first_line(exc)}") from exc
         artifact = save_ir(quantized, directory, precision=Precision.INT8)
+    if scope is not None:
+        verify_openvino_head_float(ov.Core().read_model(str(directory / artifact.model_files[0])), scope)
     restored = _float_layers(quantized) if request.accuracy_control is not None else ""
-    summary = f"{how}, {request.calibration.describe()}{ignored_note(request.ignored_scope)}{restored}"
+    summary = (f"{how}, {request.calibration.describe()}{ignored_note(request.ignored_scope)}"
+               f"{head_note(request, scope)}{restored}")
     versions = {**onnx_artifact.versions, **artifact.versions, "nncf": package_version("nncf")}
     return QuantizeResult(artifact=replace(artifact, versions=versions), summary=summary)
 
 
-def _ignored_scope(nncf: Any, model: Any, ignored_scope: tuple[str, ...]) -> Any:
-    if not ignored_scope:
-        return None
-    names = [op.get_friendly_name() for op in model.get_ordered_ops() if op.get_type_name() not in {"Constant", "Parameter", "Result"}]
-    return nncf.IgnoredScope(names=resolve_ignored_scope(ignored_scope, names, engine="OpenVINO"))
+def _ignored_scope(nncf: Any, model: Any, ignored_scope: tuple[str, ...], head: HeadScope | None) -> Any:
+    """NNCF's IgnoredScope: the user's modules plus the detection head's ops (None when both are empty)."""
+    names: list[str] = []
+    if ignored_scope:
+        ops = [op.get_friendly_name() for op in model.get_ordered_ops() if op.get_type_name() not in {"Constant", "Parameter", "Result"}]
+        names = resolve_ignored_scope(ignored_scope, ops, engine="OpenVINO")
+    if head is not None:
+        names += [name for name in head.nodes if name not in names]
+    return nncf.IgnoredScope(names=names) if names else None
 
 
 def _quantize_with_accuracy_control(
-    nncf: Any, model: Any, calibration: Any, control: AccuracyControl, subset_size: int, ignored: Any, *, preprocess: Any, labels: Any
+    nncf: Any, model: Any, calibration: Any, control: AccuracyControl, subset_size: int, ignored: Any, *, source: Any,
+    preset: Any,
 ) -> Any:
+    """NNCF accuracy control: top-1 on an ImageFolder for classifiers, COCO mAP50-95 for detectors."""
     from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
 
-    folder = ImageFolder.open(control.validation, labels=labels)
-    height, width = preprocess.size
-    spec = InputSpec(name="input", shape=(1, 3, height, width))
-    items = [(preprocess_batch([image], preprocess, spec), label) for image, label in folder]
-    validation = nncf.Dataset(items, lambda item: item[0])
+    if getattr(source, "detection", None) is not None:
+        from .openvino_detect import detection_validation
+
+        validation, validate = detection_validation(nncf, source, control.validation)
+    else:
+        folder = ImageFolder.open(control.validation, labels=source.labels)
+        height, width = source.preprocess.size
+        spec = InputSpec(name="input", shape=(1, 3, height, width))
+        items = [(preprocess_batch([image], source.preprocess, spec), label) for image, label in folder]
+        validation, validate = nncf.Dataset(items, lambda item: item[0]), _top1
     return nncf.quantize_with_accuracy_control(
-        model, calibration, validation, _top1, max_drop=control.max_drop, subset_size=subset_size, ignored_scope=ignored,
+        model, calibration, validation, validate, max_drop=control.max_drop, subset_size=subset_size,
+        ignored_scope=ignored, preset=preset,
         advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(max_num_iterations=MAX_RESTORE_ITERATIONS),
     )
 

@@ -10,18 +10,25 @@ TensorRT). The ONNX file itself is fp32, so ONNX Runtime runs it in fp32 and say
 TensorRT 11 removed calibration: there the bundle is a Q/DQ ONNX file with symmetric int8
 activations (TensorRT's requirement), calibrated by ONNX Runtime on the same images, which any
 TensorRT builds strongly typed on any GPU.
+
+Detectors keep the head in float (unless `head="plain"`): on TensorRT 11 the Q/DQ graph simply has no
+Q/DQ in the head (`write_qdq_onnx` excludes the walked scope, and verifies it); on TensorRT 10 the
+head's ONNX node names go into the bundle's ``float_layers.json``, and every engine build pins those
+layers to FP32 with ``OBEY_PRECISION_CONSTRAINTS`` (`edgevision.runtimes.tensorrt_precision`).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ..._optional import require
+from ...runtimes.tensorrt_precision import FLOAT_LAYERS_FILE
 from ...types import Format, Precision
 from ..calibration import tensorrt_calibrator
-from .base import QuantizeRequest, QuantizeResult, ignored_note, write_source_onnx
+from .base import QuantizeRequest, QuantizeResult, detection_output, head_note, ignored_note, write_source_onnx
 
 FORMAT = Format.ONNX
 MODEL_FILE = "model.onnx"
@@ -39,10 +46,11 @@ def quantize_tensorrt(source: Any, directory: Path, *, request: QuantizeRequest)
     if tensorrt_major(trt.__version__) >= STRONG_TYPING_ONLY_MAJOR:
         from .onnx import write_qdq_onnx
 
-        artifact = write_qdq_onnx(source, directory / MODEL_FILE, request=request, symmetric_activations=True)
+        artifact, scope = write_qdq_onnx(source, directory / MODEL_FILE, request=request, symmetric_activations=True)
         summary = (
             f"Q/DQ INT8 for TensorRT {trt.__version__} (symmetric int8 activations, per-channel weights, ONNX Runtime "
             f"MinMax calibration), {request.calibration.describe()}{ignored_note(request.ignored_scope)}"
+            f"{head_note(request, scope)}"
         )
         return QuantizeResult(artifact=artifact, summary=summary, runtime="tensorrt")
     if request.ignored_scope:
@@ -53,6 +61,9 @@ def quantize_tensorrt(source: Any, directory: Path, *, request: QuantizeRequest)
             "ignored_scope needs a Q/DQ bundle: quantise with quantizer='onnxruntime' and run it with TensorRT."
         )
     artifact = write_source_onnx(source, directory / MODEL_FILE)
+    scope = write_float_layers(source, directory, request)
+    if scope is not None:
+        artifact = replace(artifact, model_files=(*artifact.model_files, FLOAT_LAYERS_FILE))
     options = TensorRTOptions(precision=Precision.INT8)
     status = build_calibrated_engine(trt, source, directory, artifact, request=request, options=options)
     if not (directory / CALIBRATION_CACHE).is_file():
@@ -62,11 +73,26 @@ def quantize_tensorrt(source: Any, directory: Path, *, request: QuantizeRequest)
     summary = (
         f"TensorRT {trt.__version__} INT8 engine, entropy calibration on {request.calibration.describe()} "
         f"({status}); fp32 ONNX file + {CALIBRATION_CACHE} (the int8 scales TensorRT builds the engine from)"
+        f"{head_note(request, scope)}" + (f", pinned to FP32 by {FLOAT_LAYERS_FILE}" if scope is not None else "")
     )
     return QuantizeResult(
         artifact=replace(artifact, model_files=(*artifact.model_files, CALIBRATION_CACHE)), summary=summary,
         file_precision=Precision.INT8, engine_precision=Precision.INT8, runtime="tensorrt", runtime_options=options,
     )
+
+
+def write_float_layers(source: Any, directory: Path, request: QuantizeRequest) -> Any:
+    """The head scope of the bundle's fp32 ONNX file, listed in FLOAT_LAYERS_FILE for every engine build; None if plain."""
+    if not request.keep_head_float:
+        return None
+    import onnx
+
+    from .head_scope import onnx_head_scope
+
+    graph = onnx.load(str(directory / MODEL_FILE), load_external_data=False).graph
+    scope = onnx_head_scope(graph, detection_output(source))
+    (directory / FLOAT_LAYERS_FILE).write_text(json.dumps(list(scope.nodes), indent=0))
+    return scope
 
 
 def build_calibrated_engine(

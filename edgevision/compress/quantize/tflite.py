@@ -4,6 +4,12 @@ Reuses the TFLite exporter's `quantize_tflite_int8` (ai-edge-quantizer ``static_
 litert-torch FP32 file): int8 weights per channel, int8 activations, int8 input and output,
 which is what integer-only accelerators (Edge TPU, NPUs, Cortex-M) need. Full-integer means no
 layer can stay in float, so an ignored scope is refused rather than quietly dropped.
+
+Detectors keep the head in float by default (`head_scope.tflite_head_scope` on the FP32 flatbuffer,
+ops selected by output tensor name with ai-edge-quantizer's NO_QUANTIZE algorithm, verified on the
+quantised file); their input and output then stay float32 (the first and last ops are float or
+quantise/dequantise at the edges, also with head="plain"). `scheme="w8a16"` keeps int16 activations (``static_wi8_ai16``)
+where int8 loses too much; the manifest's note says which was used.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from typing import Any
 
 from ...errors import CompressionError, ConfigError
 from ...types import Format
-from .base import QuantizeRequest, QuantizeResult
+from .base import QuantizeRequest, QuantizeResult, head_note
 
 FORMAT = Format.TFLITE
 
@@ -31,11 +37,29 @@ def quantize_tflite(source: Any, directory: Path, *, request: QuantizeRequest) -
             "Drop ignored_scope, or quantise for onnx/openvino, which keep ignored layers in float."
         )
     from ...export.tflite import quantize_tflite_int8
+    from .head_scope import tflite_head_scope, verify_tflite_head_float
 
     calibration = request.calibration
-    artifact = quantize_tflite_int8(source, directory, calibration, max_samples=len(calibration))
-    summary = (
-        "LiteRT full-integer INT8 (ai-edge-quantizer static_wi8_ai8: per-channel int8 weights, int8 activations "
-        f"and I/O), {calibration.describe()}"
+    bits = 16 if request.scheme == "w8a16" else 8
+    scopes = []
+
+    def float_scope(path: Path) -> Any:
+        scopes.append(tflite_head_scope(path))
+        return scopes[-1]
+
+    artifact = quantize_tflite_int8(
+        source, directory, calibration, max_samples=len(calibration), activation_bits=bits,
+        float_scope=float_scope if request.keep_head_float else None, float_io=request.head is not None,
     )
+    scope = scopes[-1] if scopes else None
+    if scope is not None:
+        verify_tflite_head_float(directory / artifact.model_files[0], scope)
+    what = (
+        f"LiteRT INT8 (ai-edge-quantizer static_wi8_ai{bits}: per-channel int8 weights, int{bits} activations"
+        + (", float32 input/output" if request.head is not None else "") + ")"
+    )
+    if request.head is None and bits == 8:
+        what = ("LiteRT full-integer INT8 (ai-edge-quantizer static_wi8_ai8: per-channel int8 weights, int8 activations "
+                "and I/O)")
+    summary = f"{what}, {calibration.describe()}{head_note(request, scope)}"
     return QuantizeResult(artifact=artifact, summary=summary)

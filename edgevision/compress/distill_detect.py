@@ -1,0 +1,270 @@
+"""Distillation and fine-tuning for detectors (fcos_digits): the original detector teaches the pruned one.
+
+The loss per batch is
+
+    FCOS ground-truth loss (torchvision's: focal classification + GIoU boxes + centre-ness BCE)
+    + feature_weight · channel-normalised MSE between student and teacher FPN outputs
+    + alpha · head-output distillation.
+
+Feature imitation: each FPN level of the student goes through a learned 1×1 adapter to the teacher's
+width (identity where widths match), then both maps are standardised per image and channel over H×W
+(zero mean, unit variance; the "channel-normalised" MSE that PKD showed to be simple and strong) and
+compared by MSE, averaged over levels. The adapters train with the student and are discarded after.
+
+Head distillation (what we chose, kept simple): student and teacher share the anchor grid, so their
+head outputs align anchor by anchor. Class logits: BCE of the student's logits toward the teacher's
+sigmoid scores, summed over classes and averaged over anchors. Where the teacher is confident (its
+score sqrt(sigmoid(class) · sigmoid(centre-ness)) ≥ `TEACHER_CONFIDENT`): L1 between the box
+regression codes (left/top/right/bottom in anchor sizes, what the boxes decode from) and BCE of the
+student's centre-ness toward the teacher's, averaged over those anchors.
+
+Fine-tune mode (`DistillConfig.as_fine_tune()`: alpha 0, feature_weight 0) is the same loop with the
+ground-truth loss alone, so both use one budget and schedule. Val mAP50-95 (the deployable graph,
+decoded as on the device) chooses the epoch; the teacher runs in eval mode without gradients.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .._optional import require
+from ..errors import ConfigError
+from ..model import TrainedModel
+from ..train import EpochCallback
+from ..types import Task
+from .distill import DistillConfig, DistillReport, FitResult, _fast_batchnorm, _threads
+
+#: A teacher score at or above this marks an anchor whose boxes and centre-ness the student imitates.
+TEACHER_CONFIDENT = 0.3
+GRADIENT_CLIP = 10.0  # as train_detect
+
+
+def check_trainable_detector(model: TrainedModel) -> None:
+    """The training view these loops need: torchvision FCOS as `module.fcos` (edgevision's fcos_digits)."""
+    if model.task is not Task.DETECT or not hasattr(model.module, "fcos"):
+        raise ConfigError(
+            f"{model.name}: training a detector here needs edgevision's fcos_digits (a module with a torchvision "
+            "FCOS training view `.fcos`); other detectors can be pruned without data (importance l1/l2, no "
+            "fine-tuning) or trained with their own tools."
+        )
+
+
+@dataclass
+class DetectionData:
+    """A detector's COCO splits, letterboxed once and cached as tensors (as train_detect does)."""
+
+    model: TrainedModel
+    train_images: Any | None  # N×3×H×W float32
+    train_targets: list[dict[str, Any]] | None  # FCOS targets in model-input pixels
+    val: Any | None  # CocoDetections
+    val_images: Any | None
+    batch_size: int
+    seed: int
+
+    @classmethod
+    def open(cls, model: TrainedModel, *, train_data: str | Path | None, val_data: str | Path | None,
+             batch_size: int, seed: int) -> DetectionData:
+        from ..data.coco import CocoDetections
+        from ..train_detect import cache_images, cache_training_set
+
+        train_images = train_targets = val = val_images = None
+        if train_data is not None:
+            train_images, train_targets = cache_training_set(
+                CocoDetections.open(train_data, labels=model.labels), model.preprocess
+            )
+        if val_data is not None:
+            val = CocoDetections.open(val_data, labels=model.labels)
+            val_images = cache_images(val, model.preprocess)
+        return cls(model, train_images, train_targets, val, val_images, batch_size, seed)
+
+    def batches(self, *, epoch: int = 0) -> list[tuple[Any, list[dict[str, Any]]]]:
+        """The training split as shuffled (images, targets) batches, reshuffled per epoch (seeded)."""
+        torch = require("torch", extra="compress", what="PyTorch")
+
+        if self.train_images is None or self.train_targets is None:
+            raise ConfigError("This step needs train_data: pass the COCO training split's folder.")
+        order = torch.randperm(len(self.train_targets), generator=torch.Generator().manual_seed(self.seed + epoch))
+        return [(self.train_images[chosen], [self.train_targets[i] for i in chosen.tolist()])
+                for chosen in order.split(self.batch_size)]
+
+    def evaluate(self, module: Any) -> Any:
+        """COCO mAP on val of the deployable graph, decoded by the device's post-processing (DetectionMetrics)."""
+        from ..train_detect import evaluate_detector
+
+        return evaluate_detector(module, self.val, self.model.preprocess, self.model.detection, images=self.val_images)
+
+
+def fcos_loss(module: Any) -> Any:
+    """The FCOS ground-truth loss as a batch loss (images, targets) → scalar, in train or eval mode."""
+    from ..train_detect import fcos_pass
+
+    return lambda images, targets: sum(fcos_pass(module, images, targets).losses.values())
+
+
+def fit_detector(
+    module: Any, *, loss: Any, data: DetectionData, epochs: int, learning_rate: float, weight_decay: float,
+    patience: int | None = None, extra_parameters: list[Any] | tuple[Any, ...] = (), on_epoch: EpochCallback | None = None,
+) -> FitResult:
+    """AdamW, per-batch cosine decay over the full budget, gradient clipping; best epoch by val mAP50-95.
+
+    The detector analogue of `distill.train_student` (same schedule and early stopping). Without val
+    data the last epoch is kept.
+    """
+    torch = require("torch", extra="compress", what="PyTorch")
+
+    parameters = [p for p in module.parameters() if p.requires_grad] + list(extra_parameters)
+    optimizer = torch.optim.AdamW(parameters, lr=learning_rate, weight_decay=weight_decay)
+    steps = len(data.batches())
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs * steps, 1))
+    best, best_state, best_epoch, stale, history, stopped_early = None, None, 0, 0, [], False
+    with _fast_batchnorm(module):
+        for epoch in range(1, epochs + 1):
+            module.train()
+            started, total, seen = time.perf_counter(), 0.0, 0
+            for images, targets in data.batches(epoch=epoch):
+                optimizer.zero_grad(set_to_none=True)
+                batch_loss = loss(images, targets)
+                batch_loss.backward()
+                torch.nn.utils.clip_grad_norm_(parameters, GRADIENT_CLIP)
+                optimizer.step()
+                scheduler.step()
+                total += float(batch_loss.detach()) * len(targets)
+                seen += len(targets)
+            seconds = time.perf_counter() - started
+            module.eval()
+            metrics = data.evaluate(module) if data.val is not None else None
+            score = metrics.map50_95 if metrics is not None else float("nan")
+            history.append({"epoch": epoch, "train_loss": total / max(seen, 1), "train_seconds": seconds,
+                            "val_map50_95": score, "val_map50": metrics.map50 if metrics else float("nan")})
+            if on_epoch:
+                on_epoch(epoch, epochs, total / max(seen, 1), score)
+            if metrics is None:
+                best_epoch = epoch
+                continue
+            if best is None or score > best:
+                best, best_state, best_epoch, stale = score, copy.deepcopy(module.state_dict()), epoch, 0
+            else:
+                stale += 1
+                if patience is not None and stale >= patience and epoch < epochs:
+                    stopped_early = True
+                    break
+    if best_state is not None:
+        module.load_state_dict(best_state)
+    module.eval()
+    return FitResult(history=history, best_epoch=best_epoch, best_accuracy=best, stopped_early=stopped_early)
+
+
+def distill_detector(
+    student: TrainedModel, teacher: TrainedModel, *, train_data: str | Path, val_data: str | Path,
+    config: DistillConfig, on_epoch: EpochCallback | None = None,
+) -> tuple[TrainedModel, DistillReport]:
+    """`distill` for task detect (dispatched from it); the inputs are not modified."""
+    torch = require("torch", extra="compress", what="PyTorch")
+
+    check_trainable_detector(student)
+    check_trainable_detector(teacher)
+    if student.input_size != teacher.input_size or student.detection != teacher.detection:
+        raise ConfigError("Student and teacher detectors must share input size and output decoding to distill.")
+    if config.feature_layers:
+        raise ConfigError(
+            "feature_layers names classifier layers; a detector imitates its FPN outputs (the features that "
+            "feed the head) automatically: leave feature_layers empty and weigh them with feature_weight."
+        )
+    uses_teacher = config.alpha > 0 or config.feature_weight > 0
+    started = time.perf_counter()
+    with _threads(config.threads):
+        torch.manual_seed(config.seed)
+        data = DetectionData.open(student, train_data=train_data, val_data=val_data, batch_size=config.batch_size,
+                                  seed=config.seed)
+        module = copy.deepcopy(student.module)
+        before, teacher_metrics = data.evaluate(module), data.evaluate(teacher.module)
+        loss, adapters = (_distillation_loss(module, teacher.module, config, student.input_size)
+                          if uses_teacher else (fcos_loss(module), []))
+        fit = fit_detector(
+            module, loss=loss, data=data, epochs=config.epochs, learning_rate=config.learning_rate,
+            weight_decay=config.weight_decay, patience=config.patience,
+            extra_parameters=[p for adapter in adapters for p in adapter.parameters()], on_epoch=on_epoch,
+        )
+    best = fit.history[fit.best_epoch - 1]
+    mode = "distill" if uses_teacher else "fine-tune"
+    report = DistillReport(
+        mode=mode, accuracy_before=before.map50_95, accuracy_after=best["val_map50_95"],
+        teacher_accuracy=teacher_metrics.map50_95, best_epoch=fit.best_epoch, epochs_run=len(fit.history),
+        stopped_early=fit.stopped_early, seconds=time.perf_counter() - started, history=fit.history,
+        metric="mAP50-95", map50_before=before.map50, map50_after=best["val_map50"], teacher_map50=teacher_metrics.map50,
+    )
+    how = (f"KD from {teacher.name} (FPN features ×{config.feature_weight:g}, head outputs ×{config.alpha:g})"
+           if uses_teacher else "fine-tuned on labels")
+    notes = dict(student.notes)
+    notes[mode] = (
+        f"{how}, {report.epochs_run}/{config.epochs} epochs (best {report.best_epoch}): val mAP50-95 "
+        f"{report.accuracy_before:.4f} → {report.accuracy_after:.4f} (teacher {report.teacher_accuracy:.4f})"
+    )
+    distilled = TrainedModel(
+        module=module, labels=list(student.labels), preprocess=student.preprocess, architecture=student.architecture,
+        name=student.name, notes=notes, task=Task.DETECT, detection=student.detection,
+    )
+    return distilled, report
+
+
+def _distillation_loss(student: Any, teacher: Any, config: DistillConfig, input_size: tuple[int, int]) -> tuple[Any, list[Any]]:
+    """The batch loss and its 1×1 adapters (one per FPN level; identity where widths already match)."""
+    torch = require("torch", extra="compress", what="PyTorch")
+    from ..train_detect import fcos_pass
+
+    functional = torch.nn.functional
+    teacher.eval()
+    with torch.no_grad():
+        probe = torch.zeros(1, 3, *input_size)
+        pairs = zip(fcos_pass(student.eval(), probe).features, fcos_pass(teacher, probe).features, strict=True)
+    adapters = [
+        torch.nn.Identity() if s.shape[1] == t.shape[1] else torch.nn.Conv2d(s.shape[1], t.shape[1], 1, bias=False)
+        for s, t in pairs
+    ]
+
+    def loss(images: Any, targets: list[dict[str, Any]]) -> Any:
+        ours = fcos_pass(student, images, targets)
+        with torch.no_grad():
+            theirs = fcos_pass(teacher, images)
+        total = sum(ours.losses.values())
+        if config.feature_weight > 0:
+            imitation = sum(
+                functional.mse_loss(_standardise(adapter(s)), _standardise(t))
+                for adapter, s, t in zip(adapters, ours.features, theirs.features, strict=True)
+            )
+            total = total + config.feature_weight * imitation / len(adapters)
+        if config.alpha > 0:
+            total = total + config.alpha * _head_loss(ours.head, theirs.head)
+        return total
+
+    return loss, adapters
+
+
+def _standardise(features: Any) -> Any:
+    """Zero mean, unit variance per image and channel over H×W."""
+    mean = features.mean(dim=(2, 3), keepdim=True)
+    std = features.std(dim=(2, 3), keepdim=True)
+    return (features - mean) / (std + 1e-5)
+
+
+def _head_loss(student: dict[str, Any], teacher: dict[str, Any]) -> Any:
+    torch = require("torch", extra="compress", what="PyTorch")
+    functional = torch.nn.functional
+
+    teacher_scores = torch.sigmoid(teacher["cls_logits"])
+    classes = functional.binary_cross_entropy_with_logits(
+        student["cls_logits"], teacher_scores, reduction="none"
+    ).sum(dim=2).mean()
+    confidence = torch.sqrt(teacher_scores.amax(dim=2) * torch.sigmoid(teacher["bbox_ctrness"][..., 0]))
+    confident = confidence >= TEACHER_CONFIDENT
+    if not bool(confident.any()):
+        return classes
+    boxes = functional.l1_loss(student["bbox_regression"][confident], teacher["bbox_regression"][confident])
+    centreness = functional.binary_cross_entropy_with_logits(
+        student["bbox_ctrness"][confident], torch.sigmoid(teacher["bbox_ctrness"][confident])
+    )
+    return classes + boxes + centreness

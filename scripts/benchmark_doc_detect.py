@@ -70,8 +70,8 @@ def method(found: dict, settings: dict) -> list[str]:
          "the prediction layers and the decoding kept in float, found from the converted graph."),
         (f"- **edgevision full:** `prune` to {plan['target_macs_ratio']:.0%} of the MACs (head prediction layers "
          f"kept) → `distill` from the original for {plan['distill_epochs']} epochs (FPN feature imitation + head "
-         "outputs) → INT8 head-float on OpenVINO, ONNX Runtime and TFLite; the row shown is the lowest end-to-end "
-         "p50 among those with a measured mAP."),
+         "outputs) → INT8 head-float on OpenVINO, ONNX Runtime and TFLite; the row shown is the one with the highest "
+         "paired end-to-end × one-liner among those with a measured mAP."),
         (f"- **Parity:** every bundle against its torch model on {found['parity_images']} validation images (mAP50 "
          f"of the bundle's detections with the torch model's as ground truth): FP32 ≥ "
          f"{found.get('fp32_parity_map50', '?')}; INT8 ≥ "

@@ -36,7 +36,7 @@ def fake_result(detect) -> dict:  # detect: the benchmark_detect module
               "oneliner/full_openvino": _ratio("oneliner", "full_openvino", [1.5, 1.6, 1.7])}
     return {"title": "Digits detector", "plan": {"target_macs_ratio": 0.5, "distill_epochs": 4},
             "input_size": [160, 192], "accuracy_images": 300, "rows": rows, "ratios": ratios,
-            "best_engine": detect.choose_best(rows), "macs": {"original": 160 * 10**6, "compressed": 80 * 10**6},
+            "best_engine": detect.choose_best(rows, ratios), "macs": {"original": 160 * 10**6, "compressed": 80 * 10**6},
             "labels": detect.LABELS, "full_candidates": list(detect.FULL_CANDIDATES), "compression": {},
             "provenance": {}, "failures": {"hf_onnxruntime": "not built: CompressionError: no QDQ"},
             "calibration_images": 300, "parity_images": 100, "int8_bench_map50": 0.5}
@@ -46,6 +46,12 @@ def test_the_fastest_full_engine_with_a_measured_map_is_chosen(scripts):
     detect, _ = scripts
     result = fake_result(detect)
     assert result["best_engine"] == "full_openvino"  # full_tflite is faster but has no mAP
+    rows = result["rows"] | {"full_onnxruntime": _row("onnxruntime", 3.0, 3.9, 0.59)}
+    ratios = result["ratios"] | {
+        "oneliner@e2e/full_onnxruntime@e2e": _ratio("oneliner@e2e", "full_onnxruntime@e2e", [1.2, 1.25, 1.3])}
+    # the paired median decides (1.35× beats 1.25×), not the lower unpaired p50 (3.9 ms < 4.5 ms)
+    assert detect.choose_best(rows, ratios) == "full_openvino"
+    assert detect.choose_best(rows, {}) == "full_onnxruntime"  # no pairs: the lowest end-to-end p50
 
 
 def test_targets_are_judged_on_the_measured_values(scripts):

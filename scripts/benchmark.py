@@ -1,5 +1,6 @@
 """`make bench`: PyTorch eager vs ONNX Runtime vs OpenVINO vs "export + INT8 PTQ" vs edgevision's full
-pipeline (prune + distil + INT8) for ResNet-18 and MobileNetV3-Small, plus edgevision's runtime vs
+pipeline (prune + distil + INT8) for ResNet-18 and MobileNetV3-Small, the same for the demo detector
+(with INT8 head-in-float rows and mAP: scripts/benchmark_detect.py), plus edgevision's runtime vs
 plain OpenVINO, plus stream FPS vs raw engine FPS.
 
 Writes <out>/benchmarks.md and <out>/benchmarks.json. Accuracy is measured through each engine at
@@ -10,6 +11,7 @@ round, and a speed-up is the median of the per-round ratios, reported with its s
 
     python scripts/benchmark.py --out docs                # what `make bench` runs
     python scripts/benchmark.py --out /tmp/b --quick      # a smoke run: one small model, few rounds
+    python scripts/benchmark.py --models detector --out /tmp/b   # the detection section alone
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from benchmark_detect import run_detection
 from benchmark_doc import write_markdown
 from benchmark_load import wait_for_quiet
 from benchmark_machine import code_version, describe_machine, engine_versions, openvino_cpu_capabilities
@@ -61,6 +64,9 @@ PLANS = {
         distill_epochs=8, distill_learning_rate=3e-3, min_speedup_vs_eager=5.0, min_speedup_vs_oneliner=1.2,
     ),
 }
+#: The detection section's name in --models (scripts/benchmark_detect.py).
+DETECTOR = "detector"
+MODEL_NAMES = (*PLANS, DETECTOR)
 MAX_FULL_DROP_PT = 1.0
 MAX_PTQ_DROP_PT = 0.5
 #: Before each latency round, wait for other processes to use less than this many cores.
@@ -85,7 +91,12 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Write benchmarks.md and benchmarks.json (see module docstring).")
     parser.add_argument("--out", type=Path, default=Path("docs"), help="where benchmarks.md/.json go")
     parser.add_argument("--work", type=Path, default=Path("runs/bench"), help="models, bundles and scratch files")
-    parser.add_argument("--models", default=",".join(PLANS), help=f"comma-separated subset of {', '.join(PLANS)}")
+    parser.add_argument("--models", default=",".join(MODEL_NAMES),
+                        help=f"comma-separated subset of {', '.join(MODEL_NAMES)}")
+    parser.add_argument("--detector-checkpoint", type=Path, default=None,
+                        help="a trained demo detector (model.pt) to use instead of training one (needs --detector-data)")
+    parser.add_argument("--detector-data", type=Path, default=None,
+                        help="the detector's COCO splits (train/ val/ test/); default: generated in --work")
     parser.add_argument("--train-size", type=int, default=64, help="training (and accuracy) input size")
     parser.add_argument("--threads", type=int, default=2, help="engine threads for every latency row")
     parser.add_argument("--rounds", type=int, default=5, help="paired rounds; speed-ups are the median over rounds")
@@ -109,6 +120,8 @@ def parse_args() -> argparse.Namespace:
                 setattr(args, name, value)
     if args.rounds < 1 or args.iterations < 5 or args.threads < 1:
         raise SystemExit("--rounds must be ≥ 1, --iterations ≥ 5 and --threads ≥ 1")
+    if args.detector_checkpoint is not None and args.detector_data is None:
+        raise SystemExit("--detector-checkpoint needs --detector-data: the splits it was trained on (train/ val/ test/)")
     return args
 
 
@@ -120,20 +133,21 @@ def main() -> None:
         log(f"re-wrote {args.out / 'benchmarks.md'} from {args.out / 'benchmarks.json'}")
         return
     names = [n.strip() for n in args.models.split(",") if n.strip()]
-    unknown = [n for n in names if n not in PLANS]
+    unknown = [n for n in names if n not in MODEL_NAMES]
     if unknown:
-        raise SystemExit(f"unknown model(s) {unknown}; choose from {', '.join(PLANS)}")
+        raise SystemExit(f"unknown model(s) {unknown}; choose from {', '.join(MODEL_NAMES)}")
 
     started_at = dt.datetime.now(dt.UTC)
     machine = describe_machine()
     log(f"edgevision benchmark on {machine['cpu_model']} ({machine['cpus']} CPUs), "
         f"load average {machine['load_start']}")
-    digits = make_digits_folder(args.work / "digits", size=args.train_size)
-    plans = [PLANS[name] for name in names]
+    plans = [PLANS[name] for name in names if name in PLANS]
     if args.quick:
         plans = [replace(plan, train_epochs=QUICK_EPOCHS, distill_epochs=QUICK_EPOCHS) for plan in plans]
+    digits = make_digits_folder(args.work / "digits", size=args.train_size) if plans else None
     results = [run_model(plan, digits, args) for plan in plans]
-    stream = None if args.no_stream else run_stream_benchmarks(results, args.work, args.quiet_wait, args.threads)
+    detection = run_detection(args, quiet_cores=QUIET_CORES, log=log) if DETECTOR in names else None
+    stream = None if args.no_stream or not results else run_stream_benchmarks(results, args.work, args.quiet_wait, args.threads)
     machine["load_end"] = [round(v, 2) for v in os.getloadavg()]
     payload = {
         "command": " ".join(["python", "scripts/benchmark.py", *sys.argv[1:]]),
@@ -158,6 +172,7 @@ def main() -> None:
         "labels": LABELS,
         "full_candidates": list(FULL_CANDIDATES),
         "models": results,
+        "detection": detection,
         "stream": stream,
         "seconds": round(time.perf_counter() - _STARTED, 1),
     }

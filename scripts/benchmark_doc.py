@@ -10,6 +10,7 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
+from benchmark_doc_detect import detection_provenance, detection_section
 from benchmark_doc_stream import stream_section
 
 MAIN_ROWS = ("eager", "ort_fp32", "ov_fp32", "ov_bf16", "oneliner")
@@ -34,16 +35,21 @@ def render(payload: dict) -> str:
     if payload.get("quick"):
         lines += ["> **Quick run** (`--quick`): models trained for a single epoch, few short rounds. A smoke test of",
                   "> the benchmark itself; do not quote these figures.", ""]
-    lines += header(payload) + ["", *load_note(payload), "", "## How it is measured", "", *method(s), ""]
-    labels, candidates = payload["labels"], payload["full_candidates"]
-    for model in payload["models"]:
-        lines += _model_section(model, s, labels=labels, full_candidates=candidates)
-    lines += _overhead_section(payload["models"], s)
-    lines += stream_section(payload.get("stream"), threads=s["threads"], cpus=payload["machine"].get("cpus"),
-                            size=s["latency_size"])
+    lines += header(payload) + ["", *load_note(payload), ""]
+    if payload["models"]:
+        lines += ["## How it is measured", "", *method(s), ""]
+        labels, candidates = payload["labels"], payload["full_candidates"]
+        for model in payload["models"]:
+            lines += _model_section(model, s, labels=labels, full_candidates=candidates)
+    lines += detection_section(payload.get("detection"), s)
+    if payload["models"]:
+        lines += _overhead_section(payload["models"], s)
+        lines += stream_section(payload.get("stream"), threads=s["threads"], cpus=payload["machine"].get("cpus"),
+                                size=s["latency_size"])
     lines += [
         "## Reproduce", "",
-        "```", "make bench            # = .venv/bin/python scripts/benchmark.py --out docs", "```", "",
+        "```", "make bench            # = .venv/bin/python scripts/benchmark.py --out docs",
+        "python scripts/benchmark.py --models detector --out docs   # the detection section alone", "```", "",
         ("Trained and distilled models are cached in `runs/bench/models` with the commit that built them "
          "(`--fresh` retrains); bundles are rebuilt every run. `python scripts/benchmark.py --help` lists the "
          "knobs (rounds, iterations, threads, models, `--quick`)."),
@@ -76,13 +82,14 @@ def header(payload: dict) -> list[str]:
     for model in payload["models"]:
         lines.append(f"- **{model['title']} models:** " + "; ".join(
             _provenance(name, item) for name, item in (model.get("provenance") or {}).items()))
-    return lines
+    return lines + detection_provenance(payload.get("detection"))
 
 
 def load_note(payload: dict) -> list[str]:
     """How busy the machine was while rows were timed, from the per-round CPU readings."""
     cpus = payload["machine"].get("cpus")
-    readings = [r["others_cores"] for model in payload["models"] for r in model.get("rounds", [])
+    sections = [*payload["models"], *([payload["detection"]] if payload.get("detection") else [])]
+    readings = [r["others_cores"] for model in sections for r in model.get("rounds", [])
                 if r.get("others_cores") is not None]
     if not readings:
         return ["> Other processes' CPU use could not be read during the latency rounds (no /proc/stat)."]

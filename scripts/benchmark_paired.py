@@ -2,7 +2,9 @@
 
 Run by scripts/benchmark.py in a subprocess. Reads a job as JSON (rows: key → bundle path,
 optionally "plain_openvino": true for OpenVINO itself with only the thread count set, or an OpenVINO
-"precision_hint"). Every row gets one worker process (this script with --serve) that loads its
+"precision_hint"; for a detector "end_to_end_data": a COCO split, which adds the timer "<key>@e2e":
+decoded test images through letterbox preprocessing + inference + decode and NMS, as a camera feeds a
+device). Every row gets one worker process (this script with --serve) that loads its
 engine once and then times blocks of calls when told to, so engines never share a process (no
 thread pool, allocator or pinning of one engine touches another, and peak RSS is the row's own),
 while the orchestrator times each compared pair back to back (`edgevision.bench.paired.time_round`).
@@ -15,11 +17,14 @@ statistics, each row's engine configuration and peak RSS, and the CPU other proc
 from __future__ import annotations
 
 import argparse
+import functools
+import itertools
 import json
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +37,8 @@ from edgevision.bench.result import LatencyStats
 from edgevision.bench.worker import peak_rss_mb
 from edgevision.bundle import Bundle
 
+#: A row's end-to-end timer is named "<row>@e2e" in pairs and blocks.
+END_TO_END_SUFFIX = "@e2e"
 #: OpenVINO properties read back from a compiled model, so a row shows what the engine runs with.
 OPENVINO_READBACK = ("INFERENCE_PRECISION_HINT", "PERFORMANCE_HINT", "NUM_STREAMS", "INFERENCE_NUM_THREADS",
                      "EXECUTION_MODE_HINT", "ENABLE_CPU_PINNING", "ENABLE_HYPER_THREADING")
@@ -121,13 +128,46 @@ def serve(spec: dict) -> None:
         info |= {"runtime": runtime.name, "engine_precision": runtime.engine_precision,
                  "engine_config": engine_config(runtime)}
         call, close = (lambda: runtime.infer(batch)), runtime.close
-    time_block(call, iterations=5, warmup=spec["warmup"])  # compile caches, allocations, thread pools
+    calls = {"inference": call}
+    if spec.get("end_to_end_data") and not spec.get("plain_openvino"):
+        calls["end_to_end"] = end_to_end_call(runtime, spec["end_to_end_data"])
+    for timed in calls.values():
+        time_block(timed, iterations=5, warmup=spec["warmup"])  # compile caches, allocations, thread pools
     _send(info)
     for line in sys.stdin:
         request = json.loads(line)
-        _send(time_block(call, iterations=request["iterations"], warmup=request["warmup"]).__dict__)
+        timed = calls[request.get("mode", "inference")]
+        _send(time_block(timed, iterations=request["iterations"], warmup=request["warmup"]).__dict__)
     close()
     _send({"peak_rss_mb": peak_rss_mb()})
+
+
+#: Test images a detector's end-to-end timer cycles through (decoded once, before timing).
+END_TO_END_IMAGES = 32
+
+
+def end_to_end_call(runtime: edgevision.runtimes.Runtime, data: str) -> Callable[[], object]:
+    """One camera frame per call: letterbox preprocessing + inference + decode/NMS at the deployment thresholds.
+
+    The frames are the first END_TO_END_IMAGES of the COCO split, decoded once (decoding a PNG is the
+    camera's cost, not the model's), taken in turn so no call sees a cached result.
+    """
+    from edgevision.data.coco import CocoDetections
+    from edgevision.preprocess import letterbox_geometry, preprocess_batch
+    from edgevision.tasks.detect import postprocess_batch
+
+    manifest = runtime.bundle.manifest
+    dataset = CocoDetections.open(data, labels=manifest.labels)
+    frames = [dataset.image(i) for i in range(min(END_TO_END_IMAGES, len(dataset)))]
+    output, spec = manifest.detection.output, runtime.input_spec
+    turn = itertools.cycle(frames)
+
+    def call() -> object:
+        image = next(turn)
+        raw = runtime.infer_outputs(preprocess_batch([image], manifest.preprocess, spec))[output]
+        return postprocess_batch(raw, manifest, [letterbox_geometry(*image.shape[:2], manifest.preprocess)])
+
+    return call
 
 
 def _send(message: dict) -> None:
@@ -149,9 +189,9 @@ class Worker:
         )
         self.info = self._receive()
 
-    def __call__(self, iterations: int, warmup: int) -> LatencyStats:
+    def __call__(self, iterations: int, warmup: int, mode: str = "inference") -> LatencyStats:
         assert self.process.stdin is not None
-        self.process.stdin.write(json.dumps({"iterations": iterations, "warmup": warmup}) + "\n")
+        self.process.stdin.write(json.dumps({"iterations": iterations, "warmup": warmup, "mode": mode}) + "\n")
         self.process.stdin.flush()
         return LatencyStats(**self._receive())
 
@@ -184,10 +224,12 @@ def run(job: dict) -> dict:
         for key, spec in job["rows"].items():
             workers[key] = Worker(key, {**spec, "threads": job["threads"], "warmup": job["warmup"]})
         timers: dict[str, BlockTimer] = dict(workers)
+        timers |= {f"{key}{END_TO_END_SUFFIX}": functools.partial(workers[key], mode="end_to_end")
+                   for key, spec in job["rows"].items() if spec.get("end_to_end_data")}
         pairs = [tuple(pair) for pair in job["pairs"]]
         per_pair = {pair_key(a, b): {"reference": a, "candidate": b, "reference_ms": [], "candidate_ms": [],
                                      "reference_first": []} for a, b in pairs}
-        blocks: dict[str, list[dict]] = {key: [] for key in workers}
+        blocks: dict[str, list[dict]] = {key: [] for key in timers}
         rounds = []
         pids = [w.process.pid for w in workers.values()]
         for index in range(job["rounds"]):
@@ -210,6 +252,10 @@ def run(job: dict) -> dict:
                 f"{'?' if others is None else f'{others:.2f}'} cores")
         rows = {key: {**worker.info, **_summary(blocks[key], job["iterations"], rounds)}
                 for key, worker in workers.items()}
+        for key in workers:
+            found = blocks.get(f"{key}{END_TO_END_SUFFIX}")
+            if found:
+                rows[key]["end_to_end"] = _summary(found, job["iterations"], rounds)
     finally:
         peaks = {key: worker.finish() for key, worker in workers.items()}
     for key, peak in peaks.items():
@@ -218,6 +264,8 @@ def run(job: dict) -> dict:
 
 
 def _summary(found: list[dict], iterations: int, rounds: list[dict]) -> dict:
+    if not found:  # a row only its end-to-end timer was paired for
+        return {}
     known = [r["others_cores"] for r in rounds if r["others_cores"] is not None]
     mean = statistics.median(b["mean_ms"] for b in found)
     return {"p50_ms": statistics.median(b["p50_ms"] for b in found),

@@ -28,6 +28,11 @@ from edgevision.types import Task
 SIZE = (64, 96)
 #: mAP50-95 the INT8 bundles may lose on the validation split (the guard's budget in these tests).
 BUDGET = 0.03
+#: The parity bar for these mechanics tests. The fixture detector trains for seconds (val mAP50-95 ≈ 0), so its
+#: scores crowd the threshold and INT8 rounding flips many of its boxes: agreement measured 0.63–0.95 across
+#: machines. The 0.9 default is for real detectors (the demo detector's INT8 bundles agree at 0.936–0.950); what
+#: these tests check is that the bundle runs, keeps the head in float, and that a broken calibration fails.
+MECHANICS_AGREEMENT = 0.3
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +51,7 @@ def _quantize(detector, out: Path, fmt: str, **options):
     model, splits = detector
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        options.setdefault("parity", ParityConfig(data=splits.val, min_detection_map50=MECHANICS_AGREEMENT))
         return quantize(model, out, format=fmt, calibration=CalibrationConfig(data=splits.train, max_images=100),
                         validation=splits.val, **options)
 

@@ -177,9 +177,10 @@ def test_a_broken_split_fails_before_anything_is_exported(detector, tmp_path) ->
     assert not (tmp_path / "b").exists()
 
 
-def test_the_accuracy_guard_is_for_classifiers_only(detector, coco_val, tmp_path) -> None:
+def test_the_accuracy_guard_measures_map_for_a_detector(detector, coco_val, tmp_path) -> None:
     from edgevision.compress.guard import check_accuracy
 
     bundle = export(detector, tmp_path / "b", format="onnx")
-    with pytest.raises(errors.ConfigError, match="top-1 of classifiers; tiny_detector is a detect bundle"):
-        check_accuracy(detector, bundle, validation=coco_val, max_accuracy_drop=0.01)
+    report = check_accuracy(detector, bundle, validation=coco_val, max_accuracy_drop=0.01)
+    assert report.metric == "mAP50-95" and report.original == pytest.approx(report.compressed, abs=1e-6)
+    assert "mAP50-95" in report.summary()

@@ -6,15 +6,15 @@ plus ``feature_weight · MSE`` between named feature maps when `feature_layers` 
 is discarded after training). ``alpha=0`` without feature layers is plain fine-tuning on the same
 budget and schedule (`DistillConfig.as_fine_tune()`), so the two can be compared fairly.
 
-`train_student` is the training loop (validation each epoch, best checkpoint, early stop); the
-pruner reuses it for its short fine-tuning between steps.
+`train_student` runs the shared training loop (`fit`: validation each epoch, best checkpoint, early
+stop) over DataLoaders; the pruner reuses it for its short fine-tuning between steps.
 """
 
 from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,9 +25,8 @@ from ..errors import ConfigError, did_you_mean
 from ..model import TrainedModel
 from ..train import EpochCallback, evaluate_torch
 from ..types import Task
+from .fit import BatchLoss, FitResult, fit, torch_threads
 
-#: A batch loss: (images, labels) → scalar tensor with gradients.
-BatchLoss = Callable[[Any, Any], Any]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -104,14 +103,6 @@ class DistillReport:
                 raise ValueError(f"DistillReport.{name} must be an accuracy in [0, 1], got {getattr(self, name)}.")
 
 
-@dataclass(frozen=True)
-class FitResult:
-    history: list[dict[str, float]]
-    best_epoch: int
-    best_accuracy: float | None
-    stopped_early: bool
-
-
 def distill(
     student: TrainedModel,
     teacher: TrainedModel,
@@ -137,7 +128,7 @@ def distill(
     _check_pair(student, teacher)
     _check_feature_layers(student, teacher, config.feature_layers)
     started = time.perf_counter()
-    with _threads(config.threads):
+    with torch_threads(config.threads):
         torch.manual_seed(config.seed)
         train_loader, val_loader = make_loaders(student, train_data, val_data, batch_size=config.batch_size, seed=config.seed)
         module = copy.deepcopy(student.module)
@@ -151,7 +142,7 @@ def distill(
             )
     mode = "distill" if config.uses_teacher else "fine-tune"
     report = DistillReport(
-        mode=mode, accuracy_before=accuracy_before, accuracy_after=float(fit.best_accuracy), teacher_accuracy=teacher_accuracy,
+        mode=mode, accuracy_before=accuracy_before, accuracy_after=float(fit.best_score), teacher_accuracy=teacher_accuracy,
         best_epoch=fit.best_epoch, epochs_run=len(fit.history), stopped_early=fit.stopped_early,
         seconds=time.perf_counter() - started, history=fit.history,
     )
@@ -185,50 +176,11 @@ def train_student(
     extra_parameters: list[Any] | tuple[Any, ...] = (),
     on_epoch: EpochCallback | None = None,
 ) -> FitResult:
-    """AdamW + per-batch cosine decay over the full budget; keeps the best epoch when val data is given.
-
-    Early stopping ends the run but not the schedule's shape, so a stopped run and a full run
-    saw the same learning rates up to the stop. BatchNorm momentum is raised to 0.1 while
-    training (short runs would barely move MobileNet's 0.01 running statistics) and restored.
-    """
-    torch = require("torch", extra="compress", what="PyTorch")
-
-    parameters = [p for p in module.parameters() if p.requires_grad] + list(extra_parameters)
-    optimizer = torch.optim.AdamW(parameters, lr=learning_rate, weight_decay=weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs * len(train_loader), 1))
-    best_accuracy, best_state, best_epoch, stale, history = None, None, 0, 0, []
-    stopped_early = False
-    with _fast_batchnorm(module):
-        for epoch in range(1, epochs + 1):
-            module.train()
-            total, seen = 0.0, 0
-            for images, labels in train_loader:
-                optimizer.zero_grad(set_to_none=True)
-                batch_loss = loss(images, labels)
-                batch_loss.backward()
-                optimizer.step()
-                scheduler.step()
-                total += float(batch_loss.detach()) * len(labels)
-                seen += len(labels)
-            module.eval()
-            accuracy = evaluate_torch(module, val_loader) if val_loader is not None else float("nan")
-            history.append({"epoch": epoch, "train_loss": total / max(seen, 1), "val_accuracy": accuracy})
-            if on_epoch:
-                on_epoch(epoch, epochs, total / max(seen, 1), accuracy)
-            if val_loader is None:
-                best_epoch = epoch
-                continue
-            if best_accuracy is None or accuracy > best_accuracy:
-                best_accuracy, best_state, best_epoch, stale = accuracy, copy.deepcopy(module.state_dict()), epoch, 0
-            else:
-                stale += 1
-                if patience is not None and stale >= patience and epoch < epochs:
-                    stopped_early = True
-                    break
-    if best_state is not None:
-        module.load_state_dict(best_state)
-    module.eval()
-    return FitResult(history=history, best_epoch=best_epoch, best_accuracy=best_accuracy, stopped_early=stopped_early)
+    """`fit` for a classifier over DataLoaders; val top-1 (history key "val_accuracy") chooses the epoch."""
+    validate = (lambda m: {"val_accuracy": evaluate_torch(m, val_loader)}) if val_loader is not None else None
+    return fit(module, loss=loss, batches=lambda _epoch: train_loader, steps_per_epoch=len(train_loader),
+               validate=validate, score_key="val_accuracy", epochs=epochs, learning_rate=learning_rate,
+               weight_decay=weight_decay, patience=patience, extra_parameters=extra_parameters, on_epoch=on_epoch)
 
 
 def make_loaders(
@@ -373,32 +325,3 @@ def _eval_mode(module: Any) -> Iterator[None]:
         yield
     finally:
         module.train(was_training)
-
-
-@contextmanager
-def _fast_batchnorm(module: Any) -> Iterator[None]:
-    torch = require("torch", extra="compress", what="PyTorch")
-
-    layers = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    saved = [layer.momentum for layer in layers]
-    for layer in layers:
-        if layer.momentum is not None:
-            layer.momentum = max(layer.momentum, 0.1)
-    try:
-        yield
-    finally:
-        for layer, momentum in zip(layers, saved, strict=True):
-            layer.momentum = momentum
-
-
-@contextmanager
-def _threads(threads: int | None) -> Iterator[None]:
-    torch = require("torch", extra="compress", what="PyTorch")
-
-    previous = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)

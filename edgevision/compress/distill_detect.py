@@ -36,7 +36,8 @@ from ..errors import ConfigError
 from ..model import TrainedModel
 from ..train import EpochCallback
 from ..types import Task
-from .distill import DistillConfig, DistillReport, FitResult, _fast_batchnorm, _threads
+from .distill import DistillConfig, DistillReport
+from .fit import FitResult, fit, torch_threads
 
 #: A teacher score at or above this marks an anchor whose boxes and centre-ness the student imitates.
 TEACHER_CONFIDENT = 0.3
@@ -109,53 +110,16 @@ def fit_detector(
     module: Any, *, loss: Any, data: DetectionData, epochs: int, learning_rate: float, weight_decay: float,
     patience: int | None = None, extra_parameters: list[Any] | tuple[Any, ...] = (), on_epoch: EpochCallback | None = None,
 ) -> FitResult:
-    """AdamW, per-batch cosine decay over the full budget, gradient clipping; best epoch by val mAP50-95.
+    """`fit` for a detector over the cached COCO split, clipped gradients; val mAP50-95 (with mAP50) chooses the epoch."""
 
-    The detector analogue of `distill.train_student` (same schedule and early stopping). Without val
-    data the last epoch is kept.
-    """
-    torch = require("torch", extra="compress", what="PyTorch")
+    def validate(trained: Any) -> dict[str, float]:
+        metrics = data.evaluate(trained)
+        return {"val_map50_95": metrics.map50_95, "val_map50": metrics.map50}
 
-    parameters = [p for p in module.parameters() if p.requires_grad] + list(extra_parameters)
-    optimizer = torch.optim.AdamW(parameters, lr=learning_rate, weight_decay=weight_decay)
-    steps = len(data.batches())
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs * steps, 1))
-    best, best_state, best_epoch, stale, history, stopped_early = None, None, 0, 0, [], False
-    with _fast_batchnorm(module):
-        for epoch in range(1, epochs + 1):
-            module.train()
-            started, total, seen = time.perf_counter(), 0.0, 0
-            for images, targets in data.batches(epoch=epoch):
-                optimizer.zero_grad(set_to_none=True)
-                batch_loss = loss(images, targets)
-                batch_loss.backward()
-                torch.nn.utils.clip_grad_norm_(parameters, GRADIENT_CLIP)
-                optimizer.step()
-                scheduler.step()
-                total += float(batch_loss.detach()) * len(targets)
-                seen += len(targets)
-            seconds = time.perf_counter() - started
-            module.eval()
-            metrics = data.evaluate(module) if data.val is not None else None
-            score = metrics.map50_95 if metrics is not None else float("nan")
-            history.append({"epoch": epoch, "train_loss": total / max(seen, 1), "train_seconds": seconds,
-                            "val_map50_95": score, "val_map50": metrics.map50 if metrics else float("nan")})
-            if on_epoch:
-                on_epoch(epoch, epochs, total / max(seen, 1), score)
-            if metrics is None:
-                best_epoch = epoch
-                continue
-            if best is None or score > best:
-                best, best_state, best_epoch, stale = score, copy.deepcopy(module.state_dict()), epoch, 0
-            else:
-                stale += 1
-                if patience is not None and stale >= patience and epoch < epochs:
-                    stopped_early = True
-                    break
-    if best_state is not None:
-        module.load_state_dict(best_state)
-    module.eval()
-    return FitResult(history=history, best_epoch=best_epoch, best_accuracy=best, stopped_early=stopped_early)
+    return fit(module, loss=loss, batches=lambda epoch: data.batches(epoch=epoch), steps_per_epoch=len(data.batches()),
+               validate=validate if data.val is not None else None, score_key="val_map50_95", epochs=epochs,
+               learning_rate=learning_rate, weight_decay=weight_decay, patience=patience, clip_grad_norm=GRADIENT_CLIP,
+               extra_parameters=extra_parameters, on_epoch=on_epoch)
 
 
 def distill_detector(
@@ -176,7 +140,7 @@ def distill_detector(
         )
     uses_teacher = config.alpha > 0 or config.feature_weight > 0
     started = time.perf_counter()
-    with _threads(config.threads):
+    with torch_threads(config.threads):
         torch.manual_seed(config.seed)
         data = DetectionData.open(student, train_data=train_data, val_data=val_data, batch_size=config.batch_size,
                                   seed=config.seed)

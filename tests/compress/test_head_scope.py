@@ -138,3 +138,15 @@ def test_tensorrt_head_float_engine_builds_where_tensorrt_is_present(fcos_onnx):
     config = builder.create_builder_config()
     assert pin_float_layers(trt, network, config, list(scope.nodes)) >= len(scope.learned)
     assert config.get_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
+
+
+def test_a_head_node_the_quantiser_removed_is_named(fcos_onnx):
+    """A scope node missing from the quantised graph cannot be checked: the verifier says which, not 'passed'."""
+    graph = onnx.load(str(fcos_onnx)).graph
+    scope = onnx_head_scope(graph, "boxes_scores")
+    gone = scope.learned[0]
+    kept = [node for node in graph.node if node.name != gone]
+    del graph.node[:]
+    graph.node.extend(kept)
+    with pytest.raises(CompressionError, match=f"lost head node.*{gone}.*fused or removed"):
+        verify_onnx_head_float(graph, scope)

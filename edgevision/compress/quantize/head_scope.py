@@ -125,9 +125,7 @@ def verify_onnx_head_float(graph: Any, scope: HeadScope) -> None:
     """Raise CompressionError if a Q/DQ node sits inside `scope` of the quantised ONNX `graph`."""
     producer = {name: node for node in graph.node for name in node.output}
     by_name = {node.name: node for node in graph.node}
-    missing = [name for name in scope.nodes if name not in by_name]
-    if missing:
-        raise CompressionError(f"The quantised ONNX graph lost head node(s) {missing[:5]} that must stay in float (the quantiser fused or removed them).")
+    _require_all(scope.nodes, by_name, "ONNX graph", "node")
     learned = set(scope.learned)
     problems = []
     for name in scope.nodes:
@@ -197,9 +195,7 @@ def _integer_weight(node: Any, depth: int = 4) -> bool:
 def verify_openvino_head_float(model: Any, scope: HeadScope) -> None:
     """Raise CompressionError if a FakeQuantize or an int8 weight sits inside `scope` of the quantised `ov.Model`."""
     by_name = {op.get_friendly_name(): op for op in model.get_ordered_ops()}
-    missing = [name for name in scope.nodes if name not in by_name]
-    if missing:
-        raise CompressionError(f"The quantised OpenVINO model lost head op(s) {missing[:5]} that must stay in float (the quantiser fused or removed them).")
+    _require_all(scope.nodes, by_name, "OpenVINO model", "op")
     learned = set(scope.learned)
     problems = []
     for name in scope.nodes:
@@ -273,11 +269,8 @@ def verify_tflite_head_float(path: Path, scope: HeadScope) -> None:
     producer = {out: i for i, op in enumerate(ops) for out in op.outputs}
     by_output = {_tensor_name(subgraph, out): i for i, op in enumerate(ops) for out in op.outputs if out >= 0}
     float32 = 0  # schema TensorType.FLOAT32
-    wanted = set(scope.tensors)
-    found = sorted({by_output[name] for name in wanted if name in by_output})
-    missing = [name for name in scope.tensors if name not in by_output]
-    if missing:
-        raise CompressionError(f"The quantised TFLite file lost head tensor(s) {missing[:5]} that must stay in float (the quantiser fused or removed them).")
+    _require_all(scope.tensors, by_output, "TFLite file", "tensor")
+    found = sorted({by_output[name] for name in scope.tensors})
     problems = []
     for index in found:
         op = ops[index]
@@ -298,6 +291,14 @@ def verify_tflite_head_float(path: Path, scope: HeadScope) -> None:
             if learned and position > 0 and subgraph.tensors[tensor].type != float32:
                 problems.append(f"{kind} op {index} has non-float32 weights {_tensor_name(subgraph, tensor)!r}")
     _raise_if(problems, "TFLite")
+
+
+def _require_all(names: tuple[str, ...], present: dict[str, Any], graph: str, kind: str) -> None:
+    """Every scope name must still be in the quantised graph: one the quantiser fused away cannot be checked."""
+    missing = [name for name in names if name not in present]
+    if missing:
+        raise CompressionError(f"The quantised {graph} lost head {kind}(s) {missing[:5]} that must stay in float "
+                               "(the quantiser fused or removed them).")
 
 
 def _raise_if(problems: list[str], graph: str) -> None:

@@ -8,7 +8,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed-all
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast bench device-check device-check-arm64 clean
+.PHONY: install demo demo-full test test-fast bench device-check device-check-arm64 clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ install: $(STAMP)
 ## digits detector through every engine (10 min 12 s on a quiet 2-core AMX Xeon, 2026-11-30: see README).
 demo: install
 	$(VENV)/bin/edgevision demo --out runs/demo
+
+## The same with the detector in every format × precision and compressed for every engine (see README for its time).
+demo-full: install
+	$(VENV)/bin/edgevision demo --full --out runs/demo-full
 
 ## The test suite (slow end-to-end tests included).
 test: install

@@ -44,6 +44,7 @@ from benchmark_models import (
     macs_at,
     plan_dict,
     prepare_models,
+    run_paired_job,
 )
 
 from edgevision.bench import BenchConfig, bench
@@ -283,15 +284,7 @@ def run_paired(plan: ModelPlan, built: BuiltBundles, keys: list[str], pairs: lis
     job = {"rows": rows, "pairs": pairs, "threads": args.threads, "rounds": args.rounds,
            "iterations": args.iterations, "warmup": args.warmup, "block_warmup": args.block_warmup,
            "quiet_wait_s": args.quiet_wait, "quiet_cores": QUIET_CORES, "pause_s": 0.1}
-    scratch = args.work / "paired"
-    scratch.mkdir(parents=True, exist_ok=True)
-    job_path, out = scratch / f"{plan.architecture}-job.json", scratch / f"{plan.architecture}.json"
-    job_path.write_text(json.dumps(job, indent=2), encoding="utf-8")
-    command = [sys.executable, str(REPO / "scripts" / "benchmark_paired.py"), "--job", str(job_path), "--out", str(out)]
-    done = subprocess.run(command, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"paired timing of {plan.title} failed (exit code {done.returncode}); see the output above")
-    return json.loads(out.read_text(encoding="utf-8"))
+    return run_paired_job(job, work=args.work, name=plan.architecture, title=plan.title)
 
 
 def evaluate_targets(plan: ModelPlan, result: dict) -> list[dict]:

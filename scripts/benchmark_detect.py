@@ -13,10 +13,7 @@ per-round ratios.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -32,7 +29,7 @@ from benchmark_detect_models import (
     plan_dict,
     prepare_detector,
 )
-from benchmark_models import BuiltBundles
+from benchmark_models import BuiltBundles, run_paired_job
 from benchmark_paired import END_TO_END_IMAGES
 
 from edgevision.bench import BenchConfig, bench
@@ -97,6 +94,7 @@ def measure_detection(plan: DetectPlan, prepared: PreparedDetector, built: Built
         "accuracy_images": next((a["images"] for a in accuracy.values() if a), None), "rows": rows,
         "ratios": ratios, "rounds": timing.get("rounds", []), "best_engine": best, "macs": macs,
         "labels": LABELS, "full_candidates": list(FULL_CANDIDATES), "compression": prepared.compression,
+        "recovery": prepared.recovery,
         "provenance": prepared.provenance, "parity": built.parity, "failures": built.failures,
         "int8_bench_map50": INT8_BENCH_MAP50, "parity_images": PARITY_IMAGES, "fp32_parity_map50": _fp32_parity(),
         "calibration_images": args.calibration_images, "frame_size": _frame_size(prepared.splits.test),
@@ -184,15 +182,7 @@ def run_paired(built: BuiltBundles, keys: list[str], pairs: list[tuple[str, str]
     job = {"rows": rows, "pairs": pairs, "threads": args.threads, "rounds": args.rounds,
            "iterations": args.iterations, "warmup": args.warmup, "block_warmup": args.block_warmup,
            "quiet_wait_s": args.quiet_wait, "quiet_cores": quiet_cores, "pause_s": 0.1}
-    scratch = args.work / "paired"
-    scratch.mkdir(parents=True, exist_ok=True)
-    job_path, out = scratch / "detector-job.json", scratch / "detector.json"
-    job_path.write_text(json.dumps(job, indent=2), encoding="utf-8")
-    command = [sys.executable, str(REPO / "scripts" / "benchmark_paired.py"), "--job", str(job_path), "--out", str(out)]
-    done = subprocess.run(command, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"paired timing of the detector failed (exit code {done.returncode}); see the output above")
-    return json.loads(out.read_text(encoding="utf-8"))
+    return run_paired_job(job, work=args.work, name="detector", title="the detector")
 
 
 def evaluate_targets(plan: DetectPlan, result: dict) -> list[dict]:

@@ -13,11 +13,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import subprocess
+import sys
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from benchmark_machine import code_version
 
@@ -218,8 +221,52 @@ SANITY_IMAGES = 100
 class BuiltBundles:
     bundles: dict[str, Bundle]
     failures: dict[str, str]  # variant key → why it could not be built
-    parity: dict[str, dict]  # variant key → top-1 agreement with the torch model and on what
+    parity: dict[str, dict]  # variant key → the parity figure (top-1 agreement or mAP50) and on what
     seconds: float
+
+
+def build_each(keys: list[str], build: Callable[[str], Bundle], describe: Callable[[Any], tuple[dict, str]], *,
+               log: Log, where: str = "") -> BuiltBundles:
+    """Build every key's bundle; one that cannot be built is listed with why (reported in the doc, not hidden).
+
+    `describe` turns a bundle's parity report into (the figures kept in the JSON, a phrase for the log).
+    """
+    started = time.perf_counter()
+    built = BuiltBundles({}, {}, {}, 0.0)
+    for key in keys:
+        began = time.perf_counter()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                bundle = build(key)
+        except Exception as exc:  # noqa: BLE001 - reported in the doc, not hidden
+            built.failures[key] = f"{type(exc).__name__}: {first_line(exc)}"
+            log(f"    {key}{where}: FAILED ({built.failures[key]})")
+            continue
+        built.bundles[key] = bundle
+        built.parity[key], phrase = describe(bundle.manifest.parity)
+        log(f"    {key}{where}: {time.perf_counter() - began:.0f} s, {phrase}")
+    built.seconds = time.perf_counter() - started
+    return built
+
+
+def run_paired_job(job: dict, *, work: Path, name: str, title: str) -> dict:
+    """scripts/benchmark_paired.py in a subprocess on `job` (one worker process per row); its result."""
+    scratch = work / "paired"
+    scratch.mkdir(parents=True, exist_ok=True)
+    job_path, out = scratch / f"{name}-job.json", scratch / f"{name}.json"
+    job_path.write_text(json.dumps(job, indent=2), encoding="utf-8")
+    command = [sys.executable, str(Path(__file__).resolve().parent / "benchmark_paired.py"), "--job", str(job_path),
+               "--out", str(out)]
+    done = subprocess.run(command, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"paired timing of {title} failed (exit code {done.returncode}); see the output above")
+    return json.loads(out.read_text(encoding="utf-8"))
+
+
+def first_line(exc: BaseException) -> str:
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    return (lines[0] if lines else type(exc).__name__)[:300]
 
 
 def build_bundles(
@@ -230,10 +277,6 @@ def build_bundles(
     At the training size parity runs on the validation images; at 224 FP32 parity runs on random
     inputs (logit tolerance) and INT8 parity on 100 training images (see INT8_SANITY_AGREEMENT).
     """
-    started = time.perf_counter()
-    bundles: dict[str, Bundle] = {}
-    failures: dict[str, str] = {}
-    parity: dict[str, dict] = {}
     calibration = CalibrationConfig(data=digits.train, max_images=calibration_images)
     trained_size = size == prepared.original.input_size[0]
     float_parity = ParityConfig(data=digits.val) if trained_size else ParityConfig()
@@ -241,31 +284,23 @@ def build_bundles(
         ParityConfig(data=digits.val, min_top1_agreement=INT8_BENCH_AGREEMENT) if trained_size
         else ParityConfig(data=digits.train, max_images=SANITY_IMAGES, min_top1_agreement=INT8_SANITY_AGREEMENT)
     )
-    for variant in VARIANTS:
+    variants = {v.key: v for v in VARIANTS}
+
+    def build(key: str) -> Bundle:
+        variant = variants[key]
         model = at_size(prepared.compressed if variant.compressed else prepared.original, size)
-        path = out / f"{variant.key}-{size}"
-        began = time.perf_counter()
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                if variant.precision == "int8":
-                    bundle = quantize(
-                        model, path, format=variant.format, calibration=calibration, parity=int8_parity, overwrite=True,
-                    )
-                else:
-                    bundle = export(model, path, format=variant.format, precision=variant.precision,
-                                    parity=float_parity, overwrite=True)
-        except Exception as exc:  # noqa: BLE001 - reported in the doc, not hidden
-            failures[variant.key] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
-            log(f"    {variant.key} at {size}: FAILED ({failures[variant.key]})")
-            continue
-        bundles[variant.key] = bundle
-        report = bundle.manifest.parity
-        parity[variant.key] = {"top1_agreement": report.top1_agreement, "max_abs_diff": report.max_abs_diff,
-                               "data": report.data}
-        log(f"    {variant.key} at {size}×{size}: {time.perf_counter() - began:.0f} s, "
-            f"top-1 agreement with torch {report.top1_agreement:.2%} on {Path(report.data.split(' ')[0]).name}")
-    return BuiltBundles(bundles, failures, parity, time.perf_counter() - started)
+        path = out / f"{key}-{size}"
+        if variant.precision == "int8":
+            return quantize(model, path, format=variant.format, calibration=calibration, parity=int8_parity,
+                            overwrite=True)
+        return export(model, path, format=variant.format, precision=variant.precision, parity=float_parity,
+                      overwrite=True)
+
+    def describe(report: Any) -> tuple[dict, str]:
+        return ({"top1_agreement": report.top1_agreement, "max_abs_diff": report.max_abs_diff, "data": report.data},
+                f"top-1 agreement with torch {report.top1_agreement:.2%} on {Path(report.data.split(' ')[0]).name}")
+
+    return build_each(list(variants), build, describe, log=log, where=f" at {size}×{size}")
 
 
 def plan_dict(plan: ModelPlan) -> dict:

@@ -28,7 +28,6 @@ from ..types import Task
 from .fit import BatchLoss, FitResult, fit, torch_threads
 
 
-
 @dataclass(frozen=True, kw_only=True)
 class DistillConfig:
     """Distillation options. `patience`: epochs without a better val accuracy before stopping (None: never).

@@ -46,6 +46,7 @@ class PruneStage(_Section):
 
 class DistillStage(_Section):
     epochs: int = Field(default=4, ge=1)
+    batch_size: int = Field(default=64, ge=1)
     temperature: float = Field(default=4.0, gt=0)
     alpha: float = Field(default=0.7, ge=0, le=1)
     learning_rate: float = Field(default=1e-3, gt=0)

@@ -118,3 +118,21 @@ def test_a_detector_only_run_renders_without_the_classifier_sections(scripts):
     assert "## Digits detector" in text and "3 engine threads" in text
     assert "## How it is measured" not in text and "Stream FPS" not in text  # classifier-only sections
     assert "median of 0.25 and at most 0.25 of the 5 logical CPUs" in text  # the detector's rounds count
+
+
+def test_distillation_and_fine_tuning_are_shown_side_by_side_from_the_payload(scripts):
+    detect, doc = scripts
+    result = fake_result(detect)
+    result["recovery"] = {
+        "pruned": {"val_map50_95": 0.40, "test_map50_95": 0.39, "test_map50": 0.63},
+        "fine-tune": {"val_map50_95": 0.57, "test_map50_95": 0.571, "test_map50": 0.79, "best_epoch": 6},
+        "distill": {"val_map50_95": 0.60, "test_map50_95": 0.611, "test_map50": 0.81, "best_epoch": 5},
+    }
+    result["targets"] = detect.evaluate_targets(detect.PLAN, result)
+    settings = {"batch_size": 1, "threads": 2, "rounds": 3, "iterations": 50}
+    text = "\n".join(doc.detection_section(result, settings))
+    assert "| fine-tuned on labels | 6 | 0.570 | 0.571 | 0.790 | -2.90 |" in text
+    assert "| **distilled from the original** | 5 | 0.600 | 0.611 | 0.810 | +1.10 |" in text
+    assert "| after pruning, before recovery | — | 0.400 | 0.390 |" in text
+    del result["recovery"]
+    assert "Recovery after pruning" not in "\n".join(doc.detection_section(result, settings))

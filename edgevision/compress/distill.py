@@ -95,6 +95,15 @@ class DistillReport:
     map50_after: float | None = None
     teacher_map50: float | None = None
 
+    def describe(self) -> str:
+        """One line for logs and the CLI: what the stage did and what val said."""
+        def score(value: float) -> str:
+            return f"{value:.2%}" if self.metric == "top-1" else f"{value:.3f}"
+
+        return (f"{self.mode}: {self.epochs_run} epoch(s) in {self.seconds:.0f} s (val chose epoch {self.best_epoch}"
+                f"{', stopped early' if self.stopped_early else ''}), val {self.metric} {score(self.accuracy_before)} → "
+                f"{score(self.accuracy_after)} (teacher {score(self.teacher_accuracy)})")
+
     def __post_init__(self) -> None:
         for name in ("accuracy_before", "accuracy_after", "teacher_accuracy", "map50_before", "map50_after",
                      "teacher_map50"):

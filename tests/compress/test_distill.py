@@ -64,7 +64,7 @@ def test_feature_distillation_through_an_adapter_is_reproducible(random_model, t
     (first, first_report), (second, second_report) = runs
     assert first.weights_sha256() == second.weights_sha256() != student.weights_sha256()
     assert _without_times(first_report.history) == _without_times(second_report.history)
-    assert first_report.mode == "distill"
+    assert first_report.mode == "distill" and "val top-1" in first_report.describe()
     assert first.module.state_dict().keys() == student.module.state_dict().keys(), "adapters must not leak in"
     assert not first.module.features[3]._forward_hooks and not teacher.module.features[3]._forward_hooks
     assert "features.3" in first.notes["distill"] and "prune" in first.notes

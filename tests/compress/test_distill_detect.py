@@ -51,6 +51,7 @@ def test_distillation_and_fine_tuning_both_run_and_report_map(tiny_detector, stu
         model, report = distill(student, teacher, train_data=splits.train, val_data=splits.val, config=settings)
         results[mode] = report
         assert report.mode == mode and report.metric == "mAP50-95"
+        assert report.describe().startswith(f"{mode}: 2 epoch(s)") and f"→ {report.accuracy_after:.3f}" in report.describe()
         assert report.epochs_run == 2 and report.best_epoch in (1, 2) and len(report.history) == 2
         for value in (report.accuracy_before, report.accuracy_after, report.map50_after, report.teacher_accuracy):
             assert math.isfinite(value) and 0.0 <= value <= 1.0

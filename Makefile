@@ -18,7 +18,8 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 ## The main job: train the digits classifier, export every format, bench them all, compress and bench again; then the
-## digits detector through every engine (10 min 12 s on a quiet 2-core AMX Xeon, 2026-11-30: see README).
+## digits detector through every engine, uncompressed and compressed (10 min 29 s on a quiet 2-core AMX Xeon,
+## 2026-11-30: see README).
 demo: install
 	$(VENV)/bin/edgevision demo --out runs/demo
 

@@ -39,7 +39,7 @@ def main() -> None:
             report = json.loads((out / "compress_report.json").read_text())
             rows[name] = (report["finetune_comparison"]["distill seconds"],
                           next(s for s in report["stages"] if s["stage"] == "distilled"))
-    (one, first), (many, second) = rows.values()
+    (one, first), (many, _) = rows.values()
     print(f"\n| run | distillation s | top-1 ({first['split']}) |\n|---|---|---|")
     for name, (seconds, stage) in rows.items():
         print(f"| {name} | {seconds:.1f} | {stage['accuracy']:.2%} |")

@@ -18,6 +18,7 @@ def register(app: typer.Typer) -> None:
 
 
 def compress_command(
+    ctx: typer.Context,
     model: Path = typer.Argument(..., help="Checkpoint (.pt) — or an .onnx file (quantise/convert only)."),
     data: Path = typer.Option(
         None, "--data", "-d",
@@ -117,7 +118,7 @@ def compress_command(
         _check_output(out, force=force, resume=resume)
         console.print(f"[bold]›[/] training on {launch.nproc_per_node} process(es) × {launch.nnodes} machine(s) "
                       "through torch.distributed.run (DDP); rank 0 writes the output")
-        run_under_torchrun(launch, ["edgevision", *_child_arguments(typer.get_current_context(), set(launch_flags))])
+        run_under_torchrun(launch, ["edgevision", *_child_arguments(ctx, set(launch_flags))])
         if launch.node_rank == 0:
             console.print(f"[green]✓[/] wrote the bundles and the report to {out}")
         return
@@ -145,14 +146,12 @@ def _check_output(out: Path, *, force: bool, resume: bool) -> None:
 
 def _child_arguments(context: typer.Context, skipped: set[str]) -> list[str]:
     """This command's arguments as given, minus the launch flags: what each rank runs."""
-    import click
-
     found: list[str] = [context.info_name or "compress"]
     for param in context.command.params:
         value = context.params.get(param.name)
         if param.name in skipped or value is None or value == param.default:
             continue
-        if isinstance(param, click.Argument):
+        if param.param_type_name == "argument":
             found.append(str(value))
         elif getattr(param, "is_flag", False):
             found.append(param.opts[0] if value else param.secondary_opts[0])

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,7 +83,13 @@ class DetectionData:
             val_images = cache_images(val, model.preprocess)
         return cls(model, train_images, train_targets, val, val_images, batch_size, seed)
 
-    def batches(self, *, epoch: int = 0) -> list[tuple[Any, list[dict[str, Any]]]]:
+    def steps_per_epoch(self) -> int:
+        """How many batches `batches` yields on this rank."""
+        size = world().size
+        images = -(-len(self.train_targets or []) // size)  # this rank's share, padded as in `batches`
+        return -(-images // max(self.batch_size // size, 1))
+
+    def batches(self, *, epoch: int = 0) -> Iterator[tuple[Any, list[dict[str, Any]]]]:
         """This rank's (images, targets) batches of the training split, reshuffled per epoch (seeded by seed + epoch).
 
         As DistributedSampler: the epoch's order is padded to a multiple of the world size and rank r takes
@@ -97,8 +104,9 @@ class DetectionData:
         order = torch.randperm(len(self.train_targets), generator=torch.Generator().manual_seed(self.seed + epoch))
         if here.size > 1:
             order = torch.cat([order, order[: (-len(order)) % here.size]])[here.rank :: here.size]
-        return [(self.train_images[chosen], [self.train_targets[i] for i in chosen.tolist()])
-                for chosen in order.split(max(self.batch_size // here.size, 1))]
+        images, targets = self.train_images, self.train_targets
+        return ((images[chosen], [targets[i] for i in chosen.tolist()])
+                for chosen in order.split(max(self.batch_size // here.size, 1)))
 
     def evaluate(self, module: Any) -> Any:
         """COCO mAP on val of the deployable graph, decoded by the device's post-processing (DetectionMetrics)."""
@@ -117,7 +125,7 @@ def fit_detector(
         metrics = data.evaluate(trained)
         return {"val_map50_95": metrics.map50_95, "val_map50": metrics.map50}
 
-    return fit(trainee, batches=lambda epoch: data.batches(epoch=epoch), steps_per_epoch=len(data.batches()),
+    return fit(trainee, batches=lambda epoch: data.batches(epoch=epoch), steps_per_epoch=data.steps_per_epoch(),
                validate=validate if data.val is not None else None, score_key="val_map50_95", epochs=epochs,
                learning_rate=learning_rate, weight_decay=weight_decay, patience=patience, clip_grad_norm=GRADIENT_CLIP,
                on_epoch=on_epoch, checkpoint=checkpoint)

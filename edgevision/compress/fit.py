@@ -130,7 +130,7 @@ def fit(
         for epoch in range(run.epoch + 1, epochs + 1):
             if run.stopped_early:
                 break
-            trainee.train()
+            model.train()
             started, total, seen = time.perf_counter(), 0.0, 0
             for inputs, targets in batches(epoch):
                 optimizer.zero_grad(set_to_none=True)
@@ -144,7 +144,7 @@ def fit(
                 seen += len(targets)
             total, seen = sum_over_ranks(total, seen)
             train_loss, seconds = total / max(seen, 1), time.perf_counter() - started
-            trainee.eval()
+            model.eval()
             metrics = broadcast(validate(student) if here.main else None) if validate is not None else {}
             run.epoch = epoch
             run.history.append({"epoch": epoch, "train_loss": train_loss, "train_seconds": seconds, **metrics})

@@ -69,6 +69,10 @@ class AccuracyBudgetError(CompressionError):
     """A compressed model lost more accuracy than `max_accuracy_drop` allows."""
 
 
+class TrainingError(CompressionError):
+    """A training stage could not run or resume: a failed rank, a checkpoint made by another run."""
+
+
 class DeviceError(EdgeVisionError):
     """A device profile is invalid or no profile matches the board."""
 

@@ -18,6 +18,7 @@ def register(app: typer.Typer) -> None:
 
 
 def compress_command(
+    ctx: typer.Context,
     model: Path = typer.Argument(..., help="Checkpoint (.pt) — or an .onnx file (quantise/convert only)."),
     data: Path = typer.Option(
         None, "--data", "-d",
@@ -60,19 +61,31 @@ def compress_command(
     scale: str = typer.Option(None, help="ONNX input only: pixel multiplier before mean/std (default 1/255; 1 keeps "
                               "0..255)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing output folder."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run of the same command from its "
+                                "last completed training epoch (state kept in OUT.training/)."),
+    nproc_per_node: int = typer.Option(None, "--nproc-per-node", help="Training processes on this machine "
+                                       "(torch.distributed.run + DDP; default: the recipe's distributed section, 1)."),
+    nnodes: int = typer.Option(None, "--nnodes", help="Machines taking part (run the same command on each)."),
+    node_rank: int = typer.Option(None, "--node-rank", help="This machine's index, 0..nnodes-1 (0 writes the output)."),
+    master_addr: str = typer.Option(None, "--master-addr", help="Address of the node-rank-0 machine."),
+    master_port: int = typer.Option(None, "--master-port", help="A free TCP port on the node-rank-0 machine."),
 ) -> None:
     """Make a model smaller and faster without losing what it learned; fails if accuracy drops too much."""
     from .console import console
 
+    launch_flags = {"nproc_per_node": nproc_per_node, "nnodes": nnodes, "node_rank": node_rank,
+                    "master_addr": master_addr, "master_port": master_port}
+
     if model.suffix.lower() == ".onnx":
         from .compress_onnx import compress_onnx
 
-        if prune_ratio is not None or distill_flag:
+        if prune_ratio is not None or distill_flag or resume or any(v is not None for v in launch_flags.values()):
             from ..errors import CompressionError
 
             raise CompressionError(
                 "Pruning and distillation need the torch model (its layers and weights); an .onnx file can only be "
-                "quantised, converted and benched. Pass the .pt checkpoint, or drop --prune/--distill."
+                "quantised, converted and benched (no training: nothing to resume or distribute). Pass the .pt "
+                "checkpoint, or drop --prune/--distill/--resume and the launch flags."
             )
         from .compress_onnx import preprocess_from_flags
 
@@ -94,15 +107,57 @@ def compress_command(
         from ..errors import ConfigError
 
         raise ConfigError("--test needs --data DIR (train/ and val/) or a recipe with a 'data:' section.")
+    from ..compress.distributed import LaunchConfig, launched_by_torchrun, process_group, run_under_torchrun
+    from ..compress.pipeline import Pipeline
     from ..model import TrainedModel
     from .training import run_pipeline_with_progress
 
-    result = run_pipeline_with_progress(
-        recipe_obj, TrainedModel.load(model), out, train=splits.train if splits else None,
-        val=splits.val if splits else None, test=splits.test if splits else test, overwrite=force,
-    )
+    launch = LaunchConfig(**{**recipe_obj.distributed.model_dump(),
+                             **{k: v for k, v in launch_flags.items() if v is not None}})
+    if launch.distributed and not launched_by_torchrun():
+        _check_output(out, force=force, resume=resume)
+        console.print(f"[bold]›[/] training on {launch.nproc_per_node} process(es) × {launch.nnodes} machine(s) "
+                      "through torch.distributed.run (DDP); rank 0 writes the output")
+        run_under_torchrun(launch, ["edgevision", *_child_arguments(ctx, set(launch_flags))])
+        if launch.node_rank == 0:
+            console.print(f"[green]✓[/] wrote the bundles and the report to {out}")
+        return
+    arguments = {"train": splits.train if splits else None, "val": splits.val if splits else None,
+                 "test": splits.test if splits else test, "overwrite": force, "resume": resume}
+    with process_group() as here:
+        if not here.main:  # trains along with rank 0, which alone writes
+            Pipeline(recipe_obj).run(TrainedModel.load(model), out, **arguments)
+            return
+        result = run_pipeline_with_progress(recipe_obj, TrainedModel.load(model), out, **arguments)
     console.print((result.output / "compress_report.md").read_text())
     console.print(f"[green]✓[/] wrote {len(result.bundles)} bundles and the report to {result.output}")
+
+
+def _check_output(out: Path, *, force: bool, resume: bool) -> None:
+    """Before launching: the same checks the pipeline makes, so a bad output fails once, not once per rank."""
+    from ..errors import ConfigError
+
+    if out.exists() and not force:
+        raise ConfigError(f"{out} already exists. Pass --force to replace it, or choose another --out.")
+    if resume and not Path(f"{out}.training").is_dir():
+        raise ConfigError(f"Nothing to resume: {out}.training does not exist (an interrupted run keeps its training "
+                          "state there). Run without --resume to start.")
+
+
+def _child_arguments(context: typer.Context, skipped: set[str]) -> list[str]:
+    """This command's arguments as given, minus the launch flags: what each rank runs."""
+    found: list[str] = [context.info_name or "compress"]
+    for param in context.command.params:
+        value = context.params.get(param.name)
+        if param.name in skipped or value is None or value == param.default:
+            continue
+        if param.param_type_name == "argument":
+            found.append(str(value))
+        elif getattr(param, "is_flag", False):
+            found.append(param.opts[0] if value else param.secondary_opts[0])
+        else:
+            found += [param.opts[0], str(value)]
+    return found
 
 
 def _split(data: Path, *, test: Path | None = None) -> DataSplits:

@@ -47,6 +47,7 @@ def describe_training(report: TrainReport) -> str:
 
 def run_pipeline_with_progress(
     recipe, model, out: Path, *, train: Path | None, val: Path | None, test: Path | None = None, overwrite: bool,  # noqa: ANN001
+    resume: bool = False,
 ) -> CompressResult:
     """Run a compression Pipeline with a progress line; stage changes are printed as they start."""
     from ..compress.pipeline import Pipeline
@@ -60,4 +61,5 @@ def run_pipeline_with_progress(
                 console.print(f"[bold]›[/] {message}")
             bar.update(task, description=message)
 
-        return Pipeline(recipe, on_event=on_event).run(model, out, train=train, val=val, test=test, overwrite=overwrite)
+        return Pipeline(recipe, on_event=on_event).run(model, out, train=train, val=val, test=test, overwrite=overwrite,
+                                                       resume=resume)

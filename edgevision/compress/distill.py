@@ -6,16 +6,15 @@ plus ``feature_weight · MSE`` between named feature maps when `feature_layers` 
 is discarded after training). ``alpha=0`` without feature layers is plain fine-tuning on the same
 budget and schedule (`DistillConfig.as_fine_tune()`), so the two can be compared fairly.
 
-`train_student` runs the shared training loop (`fit`: validation each epoch, best checkpoint, early
-stop) over DataLoaders; the pruner reuses it for its short fine-tuning between steps.
+The losses are modules in `trainees`; `train_student` runs the shared training loop (`fit`: validation
+each epoch, best checkpoint, early stop, resumable, distributed under torchrun) over DataLoaders; the
+pruner reuses it for its short fine-tuning between steps.
 """
 
 from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,8 @@ from ..errors import ConfigError, did_you_mean
 from ..model import TrainedModel
 from ..train import EpochCallback, evaluate_torch
 from ..types import Task
-from .fit import BatchLoss, FitResult, fit, torch_threads
+from .distributed import world
+from .fit import EpochCheckpoint, FitResult, fit, torch_threads
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -94,6 +94,7 @@ class DistillReport:
     map50_before: float | None = None  # detectors only
     map50_after: float | None = None
     teacher_map50: float | None = None
+    resumed_from_epoch: int = 0  # a resumed run: the epochs its checkpoint had completed
 
     def describe(self) -> str:
         """One line for logs and the CLI: what the stage did and what val said."""
@@ -119,11 +120,14 @@ def distill(
     val_data: str | Path,
     config: DistillConfig = DistillConfig(),
     on_epoch: EpochCallback | None = None,
+    checkpoint: EpochCheckpoint | None = None,
 ) -> tuple[TrainedModel, DistillReport]:
     """Train a copy of `student` against `teacher`; the inputs are not modified.
 
     Detectors (task detect): `train_data`/`val_data` are COCO split folders and the loss is described in
-    `distill_detect`; val mAP50-95 chooses the epoch.
+    `distill_detect`; val mAP50-95 chooses the epoch. `checkpoint` saves the state after every epoch and,
+    with `resume`, continues from the last completed one. Under torchrun every rank calls this and the
+    ranks train one model together (see `fit`); rank 0's result is the one to keep.
     """
     torch = require("torch", extra="compress", what="PyTorch")
     if Task.DETECT in (student.task, teacher.task):
@@ -132,27 +136,33 @@ def distill(
         if student.task is not teacher.task:
             raise ConfigError("Student and teacher must both be detectors (or both classifiers) to distill.")
         return distill_detector(student, teacher, train_data=train_data, val_data=val_data, config=config,
-                                on_epoch=on_epoch)
+                                on_epoch=on_epoch, checkpoint=checkpoint)
+    from .trainees import ClassifierDistillation, LabelLoss
+
     _check_pair(student, teacher)
     _check_feature_layers(student, teacher, config.feature_layers)
     started = time.perf_counter()
     with torch_threads(config.threads):
-        torch.manual_seed(config.seed)
+        torch.manual_seed(config.seed + world().rank)
         train_loader, val_loader = make_loaders(student, train_data, val_data, batch_size=config.batch_size, seed=config.seed)
         module = copy.deepcopy(student.module)
         accuracy_before = evaluate_torch(module, val_loader)
         teacher_accuracy = evaluate_torch(teacher.module, val_loader)
-        with _distillation_loss(module, teacher.module, config, student.input_size) as (loss, adapter_parameters):
-            fit = train_student(
-                module, loss=loss, train_loader=train_loader, val_loader=val_loader, epochs=config.epochs,
-                learning_rate=config.learning_rate, weight_decay=config.weight_decay, patience=config.patience,
-                extra_parameters=adapter_parameters, on_epoch=on_epoch,
-            )
+        trainee = (ClassifierDistillation(module, teacher.module, temperature=config.temperature, alpha=config.alpha,
+                                          feature_layers=config.feature_layers, feature_weight=config.feature_weight,
+                                          input_size=student.input_size)
+                   if config.uses_teacher else LabelLoss(module))
+        try:
+            fit = train_student(trainee, train_loader=train_loader, val_loader=val_loader, epochs=config.epochs,
+                                learning_rate=config.learning_rate, weight_decay=config.weight_decay,
+                                patience=config.patience, on_epoch=on_epoch, checkpoint=checkpoint)
+        finally:
+            trainee.close()
     mode = "distill" if config.uses_teacher else "fine-tune"
     report = DistillReport(
         mode=mode, accuracy_before=accuracy_before, accuracy_after=float(fit.best_score), teacher_accuracy=teacher_accuracy,
         best_epoch=fit.best_epoch, epochs_run=len(fit.history), stopped_early=fit.stopped_early,
-        seconds=time.perf_counter() - started, history=fit.history,
+        seconds=time.perf_counter() - started, history=fit.history, resumed_from_epoch=fit.resumed_from_epoch,
     )
     how = (
         f"KD from {teacher.name} (T={config.temperature:g}, alpha={config.alpha:g}"
@@ -172,138 +182,60 @@ def distill(
 
 
 def train_student(
-    module: Any,
+    trainee: Any,
     *,
-    loss: BatchLoss,
     train_loader: Any,
     val_loader: Any | None,
     epochs: int,
     learning_rate: float,
     weight_decay: float,
     patience: int | None = None,
-    extra_parameters: list[Any] | tuple[Any, ...] = (),
     on_epoch: EpochCallback | None = None,
+    checkpoint: EpochCheckpoint | None = None,
 ) -> FitResult:
     """`fit` for a classifier over DataLoaders; val top-1 (history key "val_accuracy") chooses the epoch."""
     validate = (lambda m: {"val_accuracy": evaluate_torch(m, val_loader)}) if val_loader is not None else None
-    return fit(module, loss=loss, batches=lambda _epoch: train_loader, steps_per_epoch=len(train_loader),
-               validate=validate, score_key="val_accuracy", epochs=epochs, learning_rate=learning_rate,
-               weight_decay=weight_decay, patience=patience, extra_parameters=extra_parameters, on_epoch=on_epoch)
+    return fit(trainee, batches=epoch_batches(train_loader), steps_per_epoch=len(train_loader), validate=validate,
+               score_key="val_accuracy", epochs=epochs, learning_rate=learning_rate, weight_decay=weight_decay,
+               patience=patience, on_epoch=on_epoch, checkpoint=checkpoint)
+
+
+def epoch_batches(loader: Any) -> Any:
+    """The loader's batches for an epoch: its DistributedSampler reshuffles by seed + epoch (resumable, per rank)."""
+
+    def batches(epoch: int) -> Any:
+        loader.sampler.set_epoch(epoch)
+        return loader
+
+    return batches
 
 
 def make_loaders(
     model: TrainedModel, train_data: str | Path | None, val_data: str | Path | None, *, batch_size: int, seed: int
 ) -> tuple[Any | None, Any | None]:
-    """Seeded (augmented train, plain val) DataLoaders over ImageFolders, labelled in the model's order."""
-    torch = require("torch", extra="compress", what="PyTorch")
+    """(augmented train, plain val) DataLoaders over ImageFolders, labelled in the model's order.
+
+    The train loader's DistributedSampler shuffles by seed + epoch and gives this rank its share with
+    `batch_size` ÷ world size images per step (a world of one outside torchrun), so the global batch
+    and the schedule do not depend on how many processes train.
+    """
     from torch.utils.data import DataLoader
+    from torch.utils.data.distributed import DistributedSampler
 
     from ..data.folder import ImageFolder
     from ..data.transforms import TorchImageFolder, eval_transform, train_transform
 
+    here = world()
     train_loader = val_loader = None
     if train_data is not None:
         folder = ImageFolder.open(train_data, labels=model.labels)
-        train_loader = DataLoader(
-            TorchImageFolder(folder, train_transform(model.preprocess)), batch_size=batch_size, shuffle=True,
-            generator=torch.Generator().manual_seed(seed),
-        )
+        dataset = TorchImageFolder(folder, train_transform(model.preprocess))
+        sampler = DistributedSampler(dataset, num_replicas=here.size, rank=here.rank, shuffle=True, seed=seed)
+        train_loader = DataLoader(dataset, batch_size=max(batch_size // here.size, 1), sampler=sampler)
     if val_data is not None:
         folder = ImageFolder.open(val_data, labels=model.labels)
         val_loader = DataLoader(TorchImageFolder(folder, eval_transform(model.preprocess)), batch_size=256)
     return train_loader, val_loader
-
-
-def cross_entropy_loss(module: Any) -> BatchLoss:
-    """Plain label loss (what fine-tuning optimises)."""
-    torch = require("torch", extra="compress", what="PyTorch")
-
-    return lambda images, labels: torch.nn.functional.cross_entropy(module(images), labels)
-
-
-@contextmanager
-def _distillation_loss(student: Any, teacher: Any, config: DistillConfig, input_size: tuple[int, int]) -> Iterator[tuple[BatchLoss, list[Any]]]:
-    """The batch loss, plus the adapters' parameters to optimise; hooks are removed on exit."""
-    torch = require("torch", extra="compress", what="PyTorch")
-    functional = torch.nn.functional
-
-    if not config.uses_teacher:
-        yield cross_entropy_loss(student), []
-        return
-    layers = config.feature_layers if config.feature_weight > 0 else ()
-    student_maps: dict[str, Any] = {}
-    teacher_maps: dict[str, Any] = {}
-    handles = _hook(student, layers, student_maps) + _hook(teacher, layers, teacher_maps)
-    try:
-        adapters = _make_adapters(student, teacher, layers, student_maps, teacher_maps, input_size)
-        teacher.eval()
-        temperature, alpha = config.temperature, config.alpha
-
-        def loss(images: Any, labels: Any) -> Any:
-            logits = student(images)
-            with torch.no_grad():
-                teacher_logits = teacher(images)
-            total = (1.0 - alpha) * functional.cross_entropy(logits, labels)
-            if alpha > 0:
-                soft = functional.kl_div(
-                    functional.log_softmax(logits / temperature, dim=1),
-                    functional.log_softmax(teacher_logits / temperature, dim=1),
-                    reduction="batchmean", log_target=True,
-                )
-                total = total + alpha * temperature**2 * soft
-            for name in layers:
-                mapped = adapters[name](student_maps[name])
-                target = teacher_maps[name]
-                if mapped.dim() == 4 and mapped.shape[-2:] != target.shape[-2:]:
-                    mapped = functional.adaptive_avg_pool2d(mapped, target.shape[-2:])
-                total = total + config.feature_weight / len(layers) * functional.mse_loss(mapped, target)
-            return total
-
-        yield loss, [p for adapter in adapters.values() for p in adapter.parameters()]
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
-def _hook(module: Any, layers: tuple[str, ...], store: dict[str, Any]) -> list[Any]:
-    named = dict(module.named_modules())
-    handles = []
-    for name in layers:
-
-        def keep(_module: Any, _inputs: Any, output: Any, name: str = name) -> None:
-            store[name] = output
-
-        handles.append(named[name].register_forward_hook(keep))
-    return handles
-
-
-def _make_adapters(
-    student: Any, teacher: Any, layers: tuple[str, ...], student_maps: dict[str, Any], teacher_maps: dict[str, Any],
-    input_size: tuple[int, int],
-) -> dict[str, Any]:
-    """Identity where channel counts match, else a learned 1×1 conv (4-D maps) or linear map (2-D)."""
-    torch = require("torch", extra="compress", what="PyTorch")
-
-    if not layers:
-        return {}
-    probe = torch.zeros(2, 3, *input_size)
-    with torch.no_grad(), _eval_mode(student), _eval_mode(teacher):
-        student(probe)
-        teacher(probe)
-    adapters = {}
-    for name in layers:
-        s, t = student_maps[name], teacher_maps[name]
-        if not (isinstance(s, torch.Tensor) and isinstance(t, torch.Tensor)) or s.dim() != t.dim() or s.dim() not in (2, 4):
-            raise ConfigError(f"feature layer {name!r} must output an N×C×H×W or N×C tensor in both models.")
-        if s.shape[1] == t.shape[1]:
-            adapters[name] = torch.nn.Identity()
-        elif s.dim() == 4:
-            adapters[name] = torch.nn.Conv2d(s.shape[1], t.shape[1], kernel_size=1, bias=False)
-        else:
-            adapters[name] = torch.nn.Linear(s.shape[1], t.shape[1], bias=False)
-    student_maps.clear()
-    teacher_maps.clear()
-    return adapters
 
 
 def _check_feature_layers(student: TrainedModel, teacher: TrainedModel, layers: tuple[str, ...]) -> None:
@@ -323,13 +255,3 @@ def _check_pair(student: TrainedModel, teacher: TrainedModel) -> None:
         raise ConfigError(
             "Student and teacher must share preprocessing (input size, mean/std, colour order) to see the same images."
         )
-
-
-@contextmanager
-def _eval_mode(module: Any) -> Iterator[None]:
-    was_training = module.training
-    module.eval()
-    try:
-        yield
-    finally:
-        module.train(was_training)

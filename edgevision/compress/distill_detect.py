@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,10 +38,10 @@ from ..model import TrainedModel
 from ..train import EpochCallback
 from ..types import Task
 from .distill import DistillConfig, DistillReport
-from .fit import FitResult, fit, torch_threads
+from .distributed import world
+from .fit import EpochCheckpoint, FitResult, fit, torch_threads
+from .trainees import DetectorDistillation, DetectorLoss
 
-#: A teacher score at or above this marks an anchor whose boxes and centre-ness the student imitates.
-TEACHER_CONFIDENT = 0.3
 GRADIENT_CLIP = 10.0  # as train_detect
 
 
@@ -82,15 +83,30 @@ class DetectionData:
             val_images = cache_images(val, model.preprocess)
         return cls(model, train_images, train_targets, val, val_images, batch_size, seed)
 
-    def batches(self, *, epoch: int = 0) -> list[tuple[Any, list[dict[str, Any]]]]:
-        """The training split as shuffled (images, targets) batches, reshuffled per epoch (seeded)."""
+    def steps_per_epoch(self) -> int:
+        """How many batches `batches` yields on this rank."""
+        size = world().size
+        images = -(-len(self.train_targets or []) // size)  # this rank's share, padded as in `batches`
+        return -(-images // max(self.batch_size // size, 1))
+
+    def batches(self, *, epoch: int = 0) -> Iterator[tuple[Any, list[dict[str, Any]]]]:
+        """This rank's (images, targets) batches of the training split, reshuffled per epoch (seeded by seed + epoch).
+
+        As DistributedSampler: the epoch's order is padded to a multiple of the world size and rank r takes
+        every size-th image from r, in batches of batch_size ÷ size, so every rank runs the same number of
+        steps and the ranks' batches together are the single-process batches.
+        """
         torch = require("torch", extra="compress", what="PyTorch")
 
         if self.train_images is None or self.train_targets is None:
             raise ConfigError("This step needs train_data: pass the COCO training split's folder.")
+        here = world()
         order = torch.randperm(len(self.train_targets), generator=torch.Generator().manual_seed(self.seed + epoch))
-        return [(self.train_images[chosen], [self.train_targets[i] for i in chosen.tolist()])
-                for chosen in order.split(self.batch_size)]
+        if here.size > 1:
+            order = torch.cat([order, order[: (-len(order)) % here.size]])[here.rank :: here.size]
+        images, targets = self.train_images, self.train_targets
+        return ((images[chosen], [targets[i] for i in chosen.tolist()])
+                for chosen in order.split(max(self.batch_size // here.size, 1)))
 
     def evaluate(self, module: Any) -> Any:
         """COCO mAP on val of the deployable graph, decoded by the device's post-processing (DetectionMetrics)."""
@@ -99,16 +115,9 @@ class DetectionData:
         return evaluate_detector(module, self.val, self.model.preprocess, self.model.detection, images=self.val_images)
 
 
-def fcos_loss(module: Any) -> Any:
-    """The FCOS ground-truth loss as a batch loss (images, targets) → scalar, in train or eval mode."""
-    from ..train_detect import fcos_pass
-
-    return lambda images, targets: sum(fcos_pass(module, images, targets).losses.values())
-
-
 def fit_detector(
-    module: Any, *, loss: Any, data: DetectionData, epochs: int, learning_rate: float, weight_decay: float,
-    patience: int | None = None, extra_parameters: list[Any] | tuple[Any, ...] = (), on_epoch: EpochCallback | None = None,
+    trainee: Any, *, data: DetectionData, epochs: int, learning_rate: float, weight_decay: float,
+    patience: int | None = None, on_epoch: EpochCallback | None = None, checkpoint: EpochCheckpoint | None = None,
 ) -> FitResult:
     """`fit` for a detector over the cached COCO split, clipped gradients; val mAP50-95 (with mAP50) chooses the epoch."""
 
@@ -116,15 +125,15 @@ def fit_detector(
         metrics = data.evaluate(trained)
         return {"val_map50_95": metrics.map50_95, "val_map50": metrics.map50}
 
-    return fit(module, loss=loss, batches=lambda epoch: data.batches(epoch=epoch), steps_per_epoch=len(data.batches()),
+    return fit(trainee, batches=lambda epoch: data.batches(epoch=epoch), steps_per_epoch=data.steps_per_epoch(),
                validate=validate if data.val is not None else None, score_key="val_map50_95", epochs=epochs,
                learning_rate=learning_rate, weight_decay=weight_decay, patience=patience, clip_grad_norm=GRADIENT_CLIP,
-               extra_parameters=extra_parameters, on_epoch=on_epoch)
+               on_epoch=on_epoch, checkpoint=checkpoint)
 
 
 def distill_detector(
     student: TrainedModel, teacher: TrainedModel, *, train_data: str | Path, val_data: str | Path,
-    config: DistillConfig, on_epoch: EpochCallback | None = None,
+    config: DistillConfig, on_epoch: EpochCallback | None = None, checkpoint: EpochCheckpoint | None = None,
 ) -> tuple[TrainedModel, DistillReport]:
     """`distill` for task detect (dispatched from it); the inputs are not modified."""
     torch = require("torch", extra="compress", what="PyTorch")
@@ -141,18 +150,17 @@ def distill_detector(
     uses_teacher = config.alpha > 0 or config.feature_weight > 0
     started = time.perf_counter()
     with torch_threads(config.threads):
-        torch.manual_seed(config.seed)
+        torch.manual_seed(config.seed + world().rank)
         data = DetectionData.open(student, train_data=train_data, val_data=val_data, batch_size=config.batch_size,
                                   seed=config.seed)
         module = copy.deepcopy(student.module)
         before, teacher_metrics = data.evaluate(module), data.evaluate(teacher.module)
-        loss, adapters = (_distillation_loss(module, teacher.module, config, student.input_size)
-                          if uses_teacher else (fcos_loss(module), []))
-        fit = fit_detector(
-            module, loss=loss, data=data, epochs=config.epochs, learning_rate=config.learning_rate,
-            weight_decay=config.weight_decay, patience=config.patience,
-            extra_parameters=[p for adapter in adapters for p in adapter.parameters()], on_epoch=on_epoch,
-        )
+        trainee = (DetectorDistillation(module, teacher.module, alpha=config.alpha, feature_weight=config.feature_weight,
+                                        input_size=student.input_size)
+                   if uses_teacher else DetectorLoss(module))
+        fit = fit_detector(trainee, data=data, epochs=config.epochs, learning_rate=config.learning_rate,
+                           weight_decay=config.weight_decay, patience=config.patience, on_epoch=on_epoch,
+                           checkpoint=checkpoint)
     best = fit.history[fit.best_epoch - 1]
     mode = "distill" if uses_teacher else "fine-tune"
     report = DistillReport(
@@ -160,6 +168,7 @@ def distill_detector(
         teacher_accuracy=teacher_metrics.map50_95, best_epoch=fit.best_epoch, epochs_run=len(fit.history),
         stopped_early=fit.stopped_early, seconds=time.perf_counter() - started, history=fit.history,
         metric="mAP50-95", map50_before=before.map50, map50_after=best["val_map50"], teacher_map50=teacher_metrics.map50,
+        resumed_from_epoch=fit.resumed_from_epoch,
     )
     how = (f"KD from {teacher.name} (FPN features ×{config.feature_weight:g}, head outputs ×{config.alpha:g})"
            if uses_teacher else "fine-tuned on labels")
@@ -173,62 +182,3 @@ def distill_detector(
         name=student.name, notes=notes, task=Task.DETECT, detection=student.detection,
     )
     return distilled, report
-
-
-def _distillation_loss(student: Any, teacher: Any, config: DistillConfig, input_size: tuple[int, int]) -> tuple[Any, list[Any]]:
-    """The batch loss and its 1×1 adapters (one per FPN level; identity where widths already match)."""
-    torch = require("torch", extra="compress", what="PyTorch")
-    from ..train_detect import fcos_pass
-
-    functional = torch.nn.functional
-    teacher.eval()
-    with torch.no_grad():
-        probe = torch.zeros(1, 3, *input_size)
-        pairs = zip(fcos_pass(student.eval(), probe).features, fcos_pass(teacher, probe).features, strict=True)
-    adapters = [
-        torch.nn.Identity() if s.shape[1] == t.shape[1] else torch.nn.Conv2d(s.shape[1], t.shape[1], 1, bias=False)
-        for s, t in pairs
-    ]
-
-    def loss(images: Any, targets: list[dict[str, Any]]) -> Any:
-        ours = fcos_pass(student, images, targets)
-        with torch.no_grad():
-            theirs = fcos_pass(teacher, images)
-        total = sum(ours.losses.values())
-        if config.feature_weight > 0:
-            imitation = sum(
-                functional.mse_loss(_standardise(adapter(s)), _standardise(t))
-                for adapter, s, t in zip(adapters, ours.features, theirs.features, strict=True)
-            )
-            total = total + config.feature_weight * imitation / len(adapters)
-        if config.alpha > 0:
-            total = total + config.alpha * _head_loss(ours.head, theirs.head)
-        return total
-
-    return loss, adapters
-
-
-def _standardise(features: Any) -> Any:
-    """Zero mean, unit variance per image and channel over H×W."""
-    mean = features.mean(dim=(2, 3), keepdim=True)
-    std = features.std(dim=(2, 3), keepdim=True)
-    return (features - mean) / (std + 1e-5)
-
-
-def _head_loss(student: dict[str, Any], teacher: dict[str, Any]) -> Any:
-    torch = require("torch", extra="compress", what="PyTorch")
-    functional = torch.nn.functional
-
-    teacher_scores = torch.sigmoid(teacher["cls_logits"])
-    classes = functional.binary_cross_entropy_with_logits(
-        student["cls_logits"], teacher_scores, reduction="none"
-    ).sum(dim=2).mean()
-    confidence = torch.sqrt(teacher_scores.amax(dim=2) * torch.sigmoid(teacher["bbox_ctrness"][..., 0]))
-    confident = confidence >= TEACHER_CONFIDENT
-    if not bool(confident.any()):
-        return classes
-    boxes = functional.l1_loss(student["bbox_regression"][confident], teacher["bbox_regression"][confident])
-    centreness = functional.binary_cross_entropy_with_logits(
-        student["bbox_ctrness"][confident], torch.sigmoid(teacher["bbox_ctrness"][confident])
-    )
-    return classes + boxes + centreness

@@ -6,15 +6,24 @@ accuracy budget leaves no bundle behind; its error lists every stage's accuracy 
 Val chooses (distillation's best epoch and early stop, the accuracy budget, INT8 accuracy
 control, parity); the reported accuracies are measured on test when one is given, and say
 "val" (the selection set) when not.
+
+Training stages checkpoint every epoch into OUTPUT.training/ (removed when the run succeeds), so
+`resume=True` continues an interrupted run from its last completed epoch. Under torchrun every rank
+runs the training stages together; rank 0 alone measures, exports, benches and writes (`run`
+returns None on the other ranks).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..bundle import Bundle, atomic_directory
 from ..data.splits import DataSplits
@@ -23,6 +32,9 @@ from ..model import TrainedModel
 from ..types import Format, Precision, Task
 from .model_score import PRIMARY_METRIC, format_drop, format_score, score_model
 from .recipe import Recipe
+
+if TYPE_CHECKING:
+    from .fit import EpochCheckpoint
 
 #: on_event(kind, message, fraction_done_or_None): kind is "stage", "epoch" or "info".
 EventCallback = Callable[[str, str, float | None], None]
@@ -90,14 +102,25 @@ class Pipeline:
         calibration: str | os.PathLike[str] | None = None,
         bench: bool = True,
         overwrite: bool = False,
-    ) -> CompressResult:
-        """Compress `model` into `output`. Val chooses; `test` (optional, held out) is what the report measures."""
+        resume: bool = False,
+    ) -> CompressResult | None:
+        """Compress `model` into `output`. Val chooses; `test` (optional, held out) is what the report measures.
+
+        `resume`: continue the training stages from OUTPUT.training/ (a run of the same recipe, model and
+        data that was interrupted). Returns None on ranks other than 0 under torchrun.
+        """
+        from .distributed import world
+
         recipe = self.recipe
         splits, calibration_dir = self._data(train, val, test, calibration)
         output = Path(output)
+        checkpoints = _Checkpoints(Path(f"{output}.training"), recipe, model, splits, resume=resume)
+        if not world().main:  # train along with rank 0; it alone measures and writes
+            self._compress(model, None, splits, checkpoints)
+            return None
         with atomic_directory(output, overwrite=overwrite) as work:
             stages: list[StageRecord] = [self._record("original", model, splits, seconds=0.0)]
-            compressed, comparison = self._compress(model, stages, splits)
+            compressed, comparison = self._compress(model, stages, splits, checkpoints)
             model_path = compressed.save(work / "model.pt")
             bundles, fallbacks = self._export(model, compressed, stages, work / "bundles", calibration_dir, splits.val)
             result = CompressResult(
@@ -111,19 +134,21 @@ class Pipeline:
 
             result.report_paths = {k: output / p.name for k, p in write_compress_report(result, work, recipe=recipe).items()}
         del model_path
+        checkpoints.remove()
         return result
 
     # -- stages ---------------------------------------------------------------------------------
     def _compress(
-        self, original: TrainedModel, stages: list[StageRecord], splits: DataSplits
+        self, original: TrainedModel, stages: list[StageRecord] | None, splits: DataSplits, checkpoints: _Checkpoints,
     ) -> tuple[TrainedModel, dict[str, float]]:
+        """The prune and distil stages. `stages` None: a rank other than 0, which trains along and records nothing."""
         from .distill import distill
         from .prune import prune
 
         train_dir, val_dir = splits.train, splits.val
         current, comparison = original, {}
         metric = PRIMARY_METRIC[original.task]
-        for stage in self.recipe.stages:
+        for index, stage in enumerate(self.recipe.stages):
             started = time.perf_counter()
             if stage.prune is not None:
                 self._emit("stage", "pruning (torch-pruning dependency graph)", None)
@@ -131,8 +156,9 @@ class Pipeline:
                     current, config=stage.prune.to_config(), train_data=train_dir, val_data=val_dir,
                     on_progress=lambda step, steps, macs: self._emit("info", f"prune step {step}/{steps}", step / steps),
                 )
-                stages.append(self._record("pruned", current, splits, seconds=time.perf_counter() - started,
-                                           note=current.notes.get("prune", "")))
+                if stages is not None:
+                    stages.append(self._record("pruned", current, splits, seconds=time.perf_counter() - started,
+                                               note=current.notes.get("prune", "")))
                 continue
             settings = stage.distill
             assert settings is not None
@@ -142,19 +168,27 @@ class Pipeline:
                 self._emit("stage", "fine-tuning without the teacher (for comparison)", None)
                 tuned, tuned_report = distill(
                     pruned, original, train_data=train_dir, val_data=val_dir, config=config.as_fine_tune(),
-                    on_epoch=self._epoch_callback("fine-tune", metric),
+                    on_epoch=self._epoch_callback("fine-tune", metric), checkpoint=checkpoints.at(index, "fine-tune"),
                 )
-                comparison["fine-tune"] = score_model(tuned, splits.report).value  # its val figure chose its epoch
-                comparison["fine-tune seconds"] = tuned_report.seconds
+                if stages is not None:
+                    comparison["fine-tune"] = score_model(tuned, splits.report).value  # its val figure chose its epoch
+                    comparison["fine-tune seconds"] = tuned_report.seconds
             self._emit("stage", "distilling from the original model", None)
             started = time.perf_counter()
             current, report = distill(pruned, original, train_data=train_dir, val_data=val_dir, config=config,
-                                      on_epoch=self._epoch_callback("distill", metric))
+                                      on_epoch=self._epoch_callback("distill", metric),
+                                      checkpoint=checkpoints.at(index, "distill"))
+            if report.resumed_from_epoch:
+                self._emit("stage", f"resumed distillation after epoch {report.resumed_from_epoch}", None)
+            if stages is None:
+                continue
             comparison["distill seconds"] = report.seconds
             comparison["before"] = stages[-1].accuracy  # the model distillation started from, on the report split
             stages.append(self._record("distilled", current, splits, seconds=time.perf_counter() - started,
                                        note=current.notes.get("distill", "")))
             comparison["distill"] = stages[-1].accuracy
+        if stages is None:
+            return current, comparison
         drop = stages[0].selection_accuracy - stages[-1].selection_accuracy  # the budget is a choice: val decides
         if drop > self.recipe.max_accuracy_drop:
             raise AccuracyBudgetError(
@@ -299,6 +333,33 @@ class Pipeline:
                                 f"{format_score(accuracy, metric)}", epoch / total)
 
         return on_epoch
+
+
+class _Checkpoints:
+    """Per-epoch checkpoints of the training stages, in OUTPUT.training/, named by stage and mode.
+
+    Their fingerprint is the recipe, the model's weights and the data folders: a resume from a
+    checkpoint of another run is refused by `EpochCheckpoint.load`.
+    """
+
+    def __init__(self, folder: Path, recipe: Recipe, model: TrainedModel, splits: DataSplits, *, resume: bool) -> None:
+        from .distributed import world
+
+        if resume and world().main and not folder.is_dir():
+            raise ConfigError(f"Nothing to resume: {folder} does not exist (an interrupted run keeps its training "
+                              "state there). Run without --resume to start.")
+        self.folder, self.resume = folder, resume
+        self._run = json.dumps({"recipe": recipe.model_dump(mode="json", exclude={"distributed"}), "model": model.weights_sha256(),
+                                "train": str(splits.train), "val": str(splits.val)}, sort_keys=True)
+
+    def at(self, stage: int, mode: str) -> EpochCheckpoint:
+        from .fit import EpochCheckpoint
+
+        fingerprint = hashlib.sha256(f"{self._run}|{stage}|{mode}".encode()).hexdigest()
+        return EpochCheckpoint(self.folder / f"stage{stage}-{mode}.pt", fingerprint, resume=self.resume)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def _stage_summary(stages: list[StageRecord]) -> str:

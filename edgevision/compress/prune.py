@@ -259,26 +259,23 @@ class _TaskData:
         return self.detection.batches() if self.detection is not None else self.train_loader
 
     def loss(self, module: Any) -> Callable[[Any, Any], Any]:
-        if self.detection is not None:
-            from .distill_detect import fcos_loss
+        """The task's label loss as a trainee (a module: (inputs, targets) → loss) around `module`."""
+        from .trainees import DetectorLoss, LabelLoss
 
-            return fcos_loss(module)
-        from .distill import cross_entropy_loss
-
-        return cross_entropy_loss(module)
+        return DetectorLoss(module) if self.detection is not None else LabelLoss(module)
 
     def fine_tune(self, module: Any, *, epochs: int, learning_rate: float) -> None:
         if self.detection is not None:
             from ..train_detect import WEIGHT_DECAY
             from .distill_detect import fit_detector
 
-            fit_detector(module, loss=self.loss(module), data=self.detection, epochs=epochs,
-                         learning_rate=learning_rate, weight_decay=WEIGHT_DECAY)
+            fit_detector(self.loss(module), data=self.detection, epochs=epochs, learning_rate=learning_rate,
+                         weight_decay=WEIGHT_DECAY)
             return
         from .distill import train_student
 
-        train_student(module, loss=self.loss(module), train_loader=self.train_loader, val_loader=self.val_loader,
-                      epochs=epochs, learning_rate=learning_rate, weight_decay=5e-4)
+        train_student(self.loss(module), train_loader=self.train_loader, val_loader=self.val_loader, epochs=epochs,
+                      learning_rate=learning_rate, weight_decay=5e-4)
 
     def evaluate(self, module: Any) -> tuple[float | None, float | None]:
         """(top-1, None) for a classifier, (mAP50-95, mAP50) for a detector; Nones without val data."""

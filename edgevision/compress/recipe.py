@@ -101,6 +101,16 @@ class DataSection(_Section):
     calibration: Path | None = None  # default: train
 
 
+class DistributedSection(_Section):
+    """How the training stages run under torch.distributed.run (`edgevision compress --nproc-per-node ...` overrides)."""
+
+    nproc_per_node: int = Field(default=1, ge=1)
+    nnodes: int = Field(default=1, ge=1)
+    node_rank: int = Field(default=0, ge=0)
+    master_addr: str = "127.0.0.1"
+    master_port: int = Field(default=29500, ge=1, le=65535)
+
+
 class Recipe(_Section):
     """Everything `edgevision compress` does, in order."""
 
@@ -114,6 +124,7 @@ class Recipe(_Section):
     bench_iterations: int = Field(default=100, ge=5)
     seed: int = 0
     threads: int | None = Field(default=None, ge=1)
+    distributed: DistributedSection = DistributedSection()
 
     @field_validator("stages")
     @classmethod

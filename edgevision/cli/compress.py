@@ -135,13 +135,13 @@ def compress_command(
 
 def _check_output(out: Path, *, force: bool, resume: bool) -> None:
     """Before launching: the same checks the pipeline makes, so a bad output fails once, not once per rank."""
+    from ..compress.pipeline import require_training_state, training_state
     from ..errors import ConfigError
 
     if out.exists() and not force:
         raise ConfigError(f"{out} already exists. Pass --force to replace it, or choose another --out.")
-    if resume and not Path(f"{out}.training").is_dir():
-        raise ConfigError(f"Nothing to resume: {out}.training does not exist (an interrupted run keeps its training "
-                          "state there). Run without --resume to start.")
+    if resume:
+        require_training_state(training_state(out))
 
 
 def _child_arguments(context: typer.Context, skipped: set[str]) -> list[str]:

@@ -114,7 +114,7 @@ class Pipeline:
         recipe = self.recipe
         splits, calibration_dir = self._data(train, val, test, calibration)
         output = Path(output)
-        checkpoints = _Checkpoints(Path(f"{output}.training"), recipe, model, splits, resume=resume)
+        checkpoints = _Checkpoints(training_state(output), recipe, model, splits, resume=resume)
         if not world().main:  # train along with rank 0; it alone measures and writes
             self._compress(model, None, splits, checkpoints)
             return None
@@ -335,6 +335,18 @@ class Pipeline:
         return on_epoch
 
 
+def training_state(output: str | os.PathLike[str]) -> Path:
+    """Where a run writing `output` keeps its per-epoch training state (OUTPUT.training/)."""
+    return Path(f"{output}.training")
+
+
+def require_training_state(folder: Path) -> None:
+    """--resume needs the state an interrupted run left behind."""
+    if not folder.is_dir():
+        raise ConfigError(f"Nothing to resume: {folder} does not exist (an interrupted run keeps its training "
+                          "state there). Run without --resume to start.")
+
+
 class _Checkpoints:
     """Per-epoch checkpoints of the training stages, in OUTPUT.training/, named by stage and mode.
 
@@ -345,9 +357,8 @@ class _Checkpoints:
     def __init__(self, folder: Path, recipe: Recipe, model: TrainedModel, splits: DataSplits, *, resume: bool) -> None:
         from .distributed import world
 
-        if resume and world().main and not folder.is_dir():
-            raise ConfigError(f"Nothing to resume: {folder} does not exist (an interrupted run keeps its training "
-                              "state there). Run without --resume to start.")
+        if resume and world().main:
+            require_training_state(folder)
         self.folder, self.resume = folder, resume
         self._run = json.dumps({"recipe": recipe.model_dump(mode="json", exclude={"distributed"}), "model": model.weights_sha256(),
                                 "train": str(splits.train), "val": str(splits.val)}, sort_keys=True)

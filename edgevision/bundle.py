@@ -21,10 +21,13 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import BundleError, ManifestError, ModelFileError
-from .types import BoxFormat, ColorOrder, DetectionLayout, Format, Layout, Precision, ResizePolicy, Task
+from .types import (
+    BoxFormat, ColorOrder, DetectionLayout, Format, Layout, Precision, ResizePolicy, SegmentationLayout, Task,
+)
 
 MANIFEST_NAME = "edgevision.json"
-#: 1: classification only (one `output_name`). 2: `task`, every output described, detection decoding.
+#: 1: classification only (one `output_name`). 2: `task`, every output described, detection decoding,
+#: segmentation decoding (an optional `segmentation` section: bundles without it read as before).
 SCHEMA_VERSION = 2
 
 
@@ -130,6 +133,15 @@ class DetectionSpec(_Strict):
     strides: tuple[int, ...] = ()  # the feature strides the candidates come from (documentation; decoding needs none)
 
 
+class SegmentationSpec(_Strict):
+    """How the device turns a segmenter's raw output into a class per pixel of the original frame."""
+
+    output: str  # which OutputSpec holds the per-pixel scores (or ids)
+    layout: SegmentationLayout = SegmentationLayout.CLASS_SCORES
+    background_class: int | None = Field(default=0, ge=0)  # index into labels; None: every class is an object
+    ignore_index: int = Field(default=255, ge=0, le=255)  # mask value that scores nothing (unlabelled pixels)
+
+
 class ParityReport(_Strict):
     """How closely the exported model reproduces its source on sample inputs."""
 
@@ -146,6 +158,9 @@ class ParityReport(_Strict):
     # detect: the export's detections scored as mAP50 against the source model's detections as ground truth
     detection_map50: float | None = Field(default=None, ge=0, le=1)
     min_detection_map50: float | None = Field(default=None, ge=0, le=1)
+    # segment: mean IoU of the export's masks against the source model's masks (the source's as ground truth)
+    mask_miou: float | None = Field(default=None, ge=0, le=1)
+    min_mask_miou: float | None = Field(default=None, ge=0, le=1)
 
 
 class SourceInfo(_Strict):
@@ -170,6 +185,7 @@ class Manifest(_Strict):
     preprocess: PreprocessSpec
     labels: tuple[str, ...]
     detection: DetectionSpec | None = None  # task detect: how to decode the raw output
+    segmentation: SegmentationSpec | None = None  # task segment: how to decode the per-pixel output
     source: SourceInfo
     versions: dict[str, str] = Field(default_factory=dict)
     parity: ParityReport | None = None
@@ -208,6 +224,16 @@ class Manifest(_Strict):
                 raise ValueError(f"detection.output {self.detection.output!r} is not among the outputs {names}")
         elif self.detection is not None:
             raise ValueError(f"`detection` is only for task detect, not {self.task.value}")
+        if self.task is Task.SEGMENT:
+            if self.segmentation is None:
+                raise ValueError("a segment bundle needs `segmentation` (how to decode its per-pixel output)")
+            if self.segmentation.output not in names:
+                raise ValueError(f"segmentation.output {self.segmentation.output!r} is not among the outputs {names}")
+            background = self.segmentation.background_class
+            if background is not None and background >= self.num_classes:
+                raise ValueError(f"segmentation.background_class {background} is not one of the {self.num_classes} classes")
+        elif self.segmentation is not None:
+            raise ValueError(f"`segmentation` is only for task segment, not {self.task.value}")
         return self
 
     @property

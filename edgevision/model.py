@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .bundle import DetectionSpec, PreprocessSpec
+from .bundle import DetectionSpec, PreprocessSpec, SegmentationSpec
 from .errors import ConfigError, ModelFileError, UnknownNameError, did_you_mean
 from .source import LabelledInput, torch_reference_outputs, torch_weights_sha256
 from .types import Task
@@ -39,12 +39,15 @@ class TrainedModel(LabelledInput):
     notes: dict[str, str] = field(default_factory=dict)  # compression history, human readable
     task: Task = Task.CLASSIFY
     detection: DetectionSpec | None = None  # task detect: how the raw output decodes
+    segmentation: SegmentationSpec | None = None  # task segment: how the per-pixel output decodes
 
     def __post_init__(self) -> None:
         if not self.labels:
             raise ConfigError("TrainedModel needs labels (one per class output).")
         if (self.task is Task.DETECT) != (self.detection is not None):
             raise ConfigError("A detector needs task=Task.DETECT and a DetectionSpec; a classifier has neither.")
+        if (self.task is Task.SEGMENT) != (self.segmentation is not None):
+            raise ConfigError("A segmenter needs task=Task.SEGMENT and a SegmentationSpec; other tasks have neither.")
         self.module.eval()
 
     @property
@@ -75,6 +78,7 @@ class TrainedModel(LabelledInput):
             "notes": dict(self.notes),
             "task": self.task.value,
             "detection": self.detection.model_dump_json() if self.detection is not None else "",
+            "segmentation": self.segmentation.model_dump_json() if self.segmentation is not None else "",
             "state_dict": self.module.state_dict(),
         }
         buffer = io.BytesIO()
@@ -114,6 +118,8 @@ class TrainedModel(LabelledInput):
             notes=dict(payload.get("notes", {})),
             task=Task(payload.get("task") or Task.CLASSIFY.value),
             detection=DetectionSpec.model_validate_json(payload["detection"]) if payload.get("detection") else None,
+            segmentation=(SegmentationSpec.model_validate_json(payload["segmentation"])
+                          if payload.get("segmentation") else None),
         )
 
 

@@ -28,6 +28,7 @@ class Task(StrEnum):
 
     CLASSIFY = "classify"  # one logits vector per image
     DETECT = "detect"  # boxes, scores and classes per image (raw head output; NMS runs on the device)
+    SEGMENT = "segment"  # one class per pixel (raw per-pixel class scores; argmax + letterbox inverse on the device)
 
 
 class DetectionLayout(StrEnum):
@@ -36,6 +37,16 @@ class DetectionLayout(StrEnum):
     # [N, 4 + classes, candidates]: box (4 numbers, see BoxFormat) then one score per class, already
     # sigmoid; the layout Ultralytics YOLOv8/YOLO11 exports and edgevision's own detector write.
     BOXES_SCORES = "boxes_scores"
+
+
+class SegmentationLayout(StrEnum):
+    """How a segmenter's raw output tensor is laid out (see `edgevision.tasks.segment`)."""
+
+    # [N, classes, h, w] float: one score (logit) per class per pixel; h×w is the model input's size or a
+    # fraction of it (the device upsamples). torchvision's segmentation models and most exports write this.
+    CLASS_SCORES = "class_scores"
+    # [N, h, w] integer class ids (the argmax already inside the graph).
+    CLASS_IDS = "class_ids"
 
 
 class BoxFormat(StrEnum):

@@ -22,6 +22,10 @@ Each split dir holds `images/000000.png ...` and `annotations.json` (COCO: boxes
 pixels, tight around the digit's visible ink; category_id = class index + 1; `area` = w·h). Every
 image and annotation entry also records its provenance (photo, crop, flip; digit sample index), and
 `root/detection.json` stamps the settings: a second call with the same settings reuses the files.
+
+The same painting gives semantic segmentation for free: each split also holds `masks/000000.png`
+(uint8, 0 background, k + 1 digit k, per pixel of the same visible ink the boxes are tight around) and
+`labels.txt` ("background", "0".."9"), the layout `edgevision.data.masks.MaskFolder` reads.
 """
 
 from __future__ import annotations
@@ -45,8 +49,11 @@ cv2 = opencv()  # the pip wheel or the system's; a clear error when neither
 LABELS = tuple(str(d) for d in range(10))
 SPLITS = ("train", "val", "test")
 ANNOTATIONS = "annotations.json"
+LABELS_FILE = "labels.txt"  # the segmentation labels, one per line (line k: class id k)
 _STAMP = "detection.json"
-_VERSION = 2  # 2: vertical train band (left 60 %), colour distance
+_VERSION = 3  # 2: vertical train band (left 60 %), colour distance; 3: + masks/ (same images)
+MASKS = "masks"  # per split: masks/000000.png, 0 = background, k + 1 = digit k (see `edgevision.data.masks`)
+SEGMENTATION_LABELS = ("background", *LABELS)
 #: Background regions as (top, bottom, left, right) fractions of each photo; disjoint across splits.
 REGIONS = {
     "train": (0.0, 1.0, 0.0, 0.6),
@@ -233,12 +240,15 @@ def _generate_split(out: Path, settings: _Settings, number: int, digits, pool: n
     painter = _Painter(settings, digits.images, digits.target, order, rng)
     images, annotations = [], []
     (out / part / "images").mkdir(parents=True)
+    (out / part / MASKS).mkdir()
+    (out / part / LABELS_FILE).write_text("\n".join(SEGMENTATION_LABELS) + "\n")
     for index in range(settings.counts[number]):
         name, photo = photos[int(rng.integers(len(photos)))]
         background, crop, flipped = _background(photo, REGIONS[part], crop_range, settings.image_size, rng)
-        image, objects = painter.paint(background)
+        image, objects, mask = painter.paint(background)
         file_name = f"{index:06d}.png"
         write(out / part / "images" / file_name, image)
+        write(out / part / MASKS / file_name, mask)
         image_id = index + 1
         images.append({"id": image_id, "file_name": file_name, "width": width, "height": height,
                        "background": {"photo": name, "crop_xywh": crop, "flipped": flipped}})
@@ -369,8 +379,12 @@ class _Painter:
         good = np.flatnonzero((nearly_all >= _MIN_DISTANCE) & (brightness >= _MIN_CONTRAST))
         return colours[good[0]] if good.size else colours[int(np.argmax(nearly_all + brightness))]
 
-    def paint(self, background: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int, int, int, int]]]:
-        """(image, [(x0, y0, x1, y1, class, digit sample)]) with boxes tight around each digit's visible ink."""
+    def paint(self, background: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int, int, int, int]], np.ndarray]:
+        """(image, [(x0, y0, x1, y1, class, digit sample)], mask) with boxes tight around each digit's visible ink.
+
+        The mask (H×W uint8) marks the same visible ink per pixel: 0 background, class + 1 where the
+        top-most digit's remaining alpha is at least the ink threshold.
+        """
         canvas = background.astype(np.float32)
         low, high = self.settings.objects_per_image
         placed: list[_Pasted] = []
@@ -391,7 +405,11 @@ class _Painter:
                 window[:] = window * (1 - mask) + colour * mask
                 break
         objects = [(*p.box(), p.label, p.sample) for p in placed]
-        return np.clip(np.rint(canvas), 0, 255).astype(np.uint8), objects
+        mask = np.zeros(canvas.shape[:2], np.uint8)
+        for pasted in placed:  # painting order: a later digit's ink is on top
+            window = mask[pasted.window]
+            window[pasted.visible >= _INK_THRESHOLD] = pasted.label + 1
+        return np.clip(np.rint(canvas), 0, 255).astype(np.uint8), objects, mask
 
     def _fits(self, candidate: _Pasted, placed: list[_Pasted]) -> dict[int, np.ndarray] | None:
         """The earlier digits' new visible alphas if the candidate may go on top of them, else None.

@@ -17,6 +17,7 @@ from ..bundle import Bundle, InputSpec
 from ..errors import ConfigError, InputError, ModelFileError, RuntimeEngineError
 from ..preprocess import preprocess_batch
 from ..tasks.detect import Detections, letterboxes_for, postprocess_batch, require_detection
+from ..tasks.segment import SegmentationMask, postprocess_masks, require_segmentation
 from ..types import ColorOrder, Format
 from .precision import EnginePrecision
 
@@ -176,6 +177,19 @@ class Runtime(ABC):
         letterboxes = letterboxes_for(images, manifest.preprocess)
         raw = self.infer_outputs(batch)[spec.output]
         return postprocess_batch(raw, manifest, letterboxes, score_threshold=score_threshold)
+
+    def segment(self, images: Sequence[np.ndarray], *, image_order: ColorOrder = ColorOrder.BGR) -> list[SegmentationMask]:
+        """A class per pixel for raw uint8 images (any size; BGR as OpenCV gives), in each image's own pixels.
+
+        Preprocess (letterbox) → `infer_outputs` → `postprocess_masks` (argmax, upsample, letterbox
+        inverse). A classify or detect bundle raises ConfigError. To time post-processing apart, call the
+        steps yourself (see `edgevision.tasks.segment`).
+        """
+        manifest = self.bundle.manifest
+        spec = require_segmentation(manifest)
+        batch = preprocess_batch(images, manifest.preprocess, self.input_spec, image_order=image_order)
+        letterboxes = letterboxes_for(images, manifest.preprocess)
+        return postprocess_masks(self.infer_outputs(batch)[spec.output], manifest, letterboxes)
 
     def _outputs(self, batch: np.ndarray) -> list[np.ndarray]:
         result = self._run(batch)

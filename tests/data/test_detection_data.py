@@ -300,3 +300,46 @@ def test_labels_that_do_not_match_the_categories_are_refused(tmp_path):
         CocoDetections.open(tmp_path / "nowhere")
     with pytest.raises(errors.DataError, match="does not exist"):
         CocoDetections.open(path, images_dir=tmp_path / "no-images")
+
+
+def test_masks_mark_the_same_ink_as_the_boxes(tiny):
+    from edgevision.data.masks import MaskFolder
+
+    for part in SPLITS:
+        folder = MaskFolder.open(getattr(tiny, part))
+        assert folder.labels == ("background", *LABELS)
+        coco = _coco(getattr(tiny, part))
+        assert len(folder) == len(coco["images"])
+        for index, (image, mask) in enumerate(folder):
+            assert mask.shape == image.shape[:2] == (240, 320)
+            boxes = [a for a in coco["annotations"] if a["image_id"] == index + 1]
+            inside_some_box = np.zeros(mask.shape, bool)
+            for a in boxes:
+                x, y, w, h = a["bbox"]
+                window = mask[y:y + h, x:x + w]
+                assert (window == a["category_id"]).any(), "every digit keeps some pixels in the mask"
+                inside_some_box[y:y + h, x:x + w] |= window == a["category_id"]
+            assert np.array_equal(inside_some_box, mask > 0), "each labelled pixel lies in a box of its class"
+
+
+def test_mask_folder_errors_name_the_problem(tmp_path, tiny):
+    import shutil
+
+    from edgevision.data.masks import MaskFolder
+
+    with pytest.raises(errors.DataError, match="does not exist"):
+        MaskFolder.open(tmp_path / "nope")
+    split = tmp_path / "split"
+    shutil.copytree(tiny.val, split)
+    (split / "masks" / "000003.png").unlink()
+    with pytest.raises(errors.DataError, match="000003.png has no mask"):
+        MaskFolder.open(split)
+    cv2.imwrite(str(split / "masks" / "000003.png"), np.full((240, 320), 11, np.uint8))
+    with pytest.raises(errors.DataError, match="class id 11"):
+        MaskFolder.open(split).mask(3)
+    cv2.imwrite(str(split / "masks" / "000003.png"), np.zeros((240, 320, 3), np.uint8))
+    with pytest.raises(errors.DataError, match="one channel of uint8"):
+        MaskFolder.open(split).mask(3)
+    (split / "labels.txt").write_text("background\n")
+    with pytest.raises(errors.DataError, match="at least two distinct"):
+        MaskFolder.open(split)

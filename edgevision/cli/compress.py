@@ -119,8 +119,8 @@ def compress_command(
         console.print(f"[bold]›[/] training on {launch.nproc_per_node} process(es) × {launch.nnodes} machine(s) "
                       "through torch.distributed.run (DDP); rank 0 writes the output")
         run_under_torchrun(launch, ["edgevision", *_child_arguments(ctx, set(launch_flags))])
-        if launch.node_rank == 0:
-            console.print(f"[green]✓[/] wrote the bundles and the report to {out}")
+        if launch.node_rank != 0:  # rank 0's process (on node 0) printed the report and where it wrote it
+            console.print(f"[green]✓[/] node {launch.node_rank} finished training; node 0 wrote the output")
         return
     arguments = {"train": splits.train if splits else None, "val": splits.val if splits else None,
                  "test": splits.test if splits else test, "overwrite": force, "resume": resume}

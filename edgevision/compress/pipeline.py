@@ -170,6 +170,8 @@ class Pipeline:
                     pruned, original, train_data=train_dir, val_data=val_dir, config=config.as_fine_tune(),
                     on_epoch=self._epoch_callback("fine-tune", metric), checkpoint=checkpoints.at(index, "fine-tune"),
                 )
+                if tuned_report.resumed_from_epoch:
+                    self._emit("stage", f"resumed fine-tuning after epoch {tuned_report.resumed_from_epoch}", None)
                 if stages is not None:
                     comparison["fine-tune"] = score_model(tuned, splits.report).value  # its val figure chose its epoch
                     comparison["fine-tune seconds"] = tuned_report.seconds

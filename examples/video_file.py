@@ -1,4 +1,4 @@
-"""Recognise every frame of a video file with any bundle (classifier or detector), printing labels as they change.
+"""Recognise every frame of a video file with any bundle (classifier, detector or segmenter), printing each change.
 
     python examples/video_file.py --bundle bundles/resnet18_onnx --source clip.mp4 \
         --jsonl results.jsonl --save-video annotated.mp4 --workers 2
@@ -30,9 +30,11 @@ def main() -> None:
 
     last_label = None
 
-    def on_result(result: FrameResult) -> None:  # a classifier's top label, or a detector's objects per class
+    def on_result(result: FrameResult) -> None:  # a new top label, objects per class, or set of classes in the mask
         nonlocal last_label
-        label = result.payload.top1.label if result.payload.kind == "classification" else result.payload.caption()
+        payload = result.payload
+        label = (payload.top1.label if payload.kind == "classification"
+                 else sorted(payload.area_fractions) if payload.kind == "segmentation" else payload.caption())
         if label != last_label:
             print(f"frame {result.index:5d}: {result.payload.caption()}")
             last_label = label

@@ -15,6 +15,7 @@ from .heads import HEADS as HEADS
 from .heads import ClassificationHead as ClassificationHead
 from .heads import DetectionHead as DetectionHead
 from .heads import HeadOptions as HeadOptions
+from .heads import SegmentationHead as SegmentationHead
 from .heads import TaskHead as TaskHead
 from .metrics import EndReason as EndReason
 from .metrics import LiveStats as LiveStats
@@ -30,6 +31,7 @@ from .results import FrameResult as FrameResult
 from .results import ObjectDetections as ObjectDetections
 from .results import Payload as Payload
 from .results import Prediction as Prediction
+from .results import Segmentation as Segmentation
 from .results import StageTimings as StageTimings
 from .sinks import CallbackSink as CallbackSink
 from .sinks import DisplaySink as DisplaySink
@@ -50,7 +52,8 @@ from .sources import parse_source as parse_source
 __all__ = [
     "HEADS", "CallbackSink", "CameraSource", "CaptureOptions", "Classification", "ClassificationHead", "DetectionHead",
     "DisplaySink", "DropPolicy", "EndReason", "FrameMeta", "FrameResult", "GStreamerSource", "HeadOptions",
-    "JsonLinesSink", "LiveStats", "ObjectDetections", "Payload", "Prediction", "ReconnectPolicy", "Sink", "Source",
-    "StageTimings", "StreamConfig", "StreamPipeline", "StreamSummary", "StreamURLSource", "TaskHead", "VideoFileSource",
-    "VideoSink", "display_available", "jetson_csi_pipeline", "open_source", "parse_source", "run_stream",
+    "JsonLinesSink", "LiveStats", "ObjectDetections", "Payload", "Prediction", "ReconnectPolicy", "Segmentation",
+    "SegmentationHead", "Sink", "Source", "StageTimings", "StreamConfig", "StreamPipeline", "StreamSummary",
+    "StreamURLSource", "TaskHead", "VideoFileSource", "VideoSink", "display_available", "jetson_csi_pipeline",
+    "open_source", "parse_source", "run_stream",
 ]

@@ -1,8 +1,9 @@
 """Task heads: turn one frame's raw model output into a payload sinks can draw and serialise.
 
 Heads are chosen by name through `HEADS` (third parties: the ``edgevision.heads`` entry-point
-group); by default the bundle's task picks it (`head_name_for`: classify → top-k, detect → boxes).
-A head sees the model output for one frame plus `FrameMeta` (the frame size maps boxes back).
+group); by default the bundle's task picks it (`head_name_for`: classify → top-k, detect → boxes,
+segment → a class per pixel). A head sees the model output for one frame plus `FrameMeta` (the frame
+size maps boxes and masks back onto the frame).
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..bundle import Manifest
+from ..bundle import DetectionSpec, Manifest, SegmentationSpec
 from ..errors import ConfigError
 from ..preprocess import Letterbox, letterbox_geometry
 from ..registry import Registry
 from ..tasks.detect import class_names, decode_detections, require_detection
+from ..tasks.segment import decode_mask, require_segmentation
 from ..types import Task
-from .results import Classification, FrameMeta, ObjectDetections, Payload, Prediction
+from .results import Classification, FrameMeta, ObjectDetections, Payload, Prediction, Segmentation
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,41 +84,71 @@ class ClassificationHead(TaskHead):
         return Classification(top_k=tuple(Prediction(self._labels[i], float(probs[i])) for i in order))
 
 
-class DetectionHead(TaskHead):
-    """Decode the raw head (threshold, NMS) into boxes in the frame's own pixels (`edgevision.tasks.detect`)."""
+class _LetterboxedHead(TaskHead):
+    """A head that maps its output back through the frame's letterbox and may read a non-primary output.
 
-    name = "detection"
+    Subclasses set `_spec` (a DetectionSpec or SegmentationSpec: its `output` names the output they read).
+    """
+
+    _spec: DetectionSpec | SegmentationSpec
 
     def __init__(self, manifest: Manifest, options: HeadOptions | None = None) -> None:
         super().__init__(manifest, options)
-        self._spec = require_detection(manifest)  # a classify bundle: one clear error, here
         self._labels = class_names(manifest)
+        self._input_size = tuple(manifest.preprocess.size)
         self._letterboxes: dict[tuple[int, int], Letterbox] = {}  # a stream's frames share one size
 
     @property
     def output_name(self) -> str | None:
         return None if self._spec.output == self.manifest.output_name else self._spec.output
 
-    def __call__(self, outputs: np.ndarray, meta: FrameMeta) -> ObjectDetections:
+    def _letterbox(self, meta: FrameMeta) -> Letterbox:
         letterbox = self._letterboxes.get((meta.height, meta.width))
         if letterbox is None:
             letterbox = letterbox_geometry(meta.height, meta.width, self.manifest.preprocess)
             self._letterboxes[(meta.height, meta.width)] = letterbox
-        detections = decode_detections(outputs, self._spec, letterbox, tuple(self.manifest.preprocess.size),
-                                       self._labels, score_threshold=self.options.score_threshold)
+        return letterbox
+
+
+class DetectionHead(_LetterboxedHead):
+    """Decode the raw head (threshold, NMS) into boxes in the frame's own pixels (`edgevision.tasks.detect`)."""
+
+    name = "detection"
+
+    def __init__(self, manifest: Manifest, options: HeadOptions | None = None) -> None:
+        self._spec = require_detection(manifest)  # a classify bundle: one clear error, here
+        super().__init__(manifest, options)
+
+    def __call__(self, outputs: np.ndarray, meta: FrameMeta) -> ObjectDetections:
+        detections = decode_detections(outputs, self._spec, self._letterbox(meta), self._input_size, self._labels,
+                                       score_threshold=self.options.score_threshold)
         return ObjectDetections(detections)
+
+
+class SegmentationHead(_LetterboxedHead):
+    """A class per pixel of the frame (`edgevision.tasks.segment`: argmax, upsample, the letterbox undone)."""
+
+    name = "segmentation"
+
+    def __init__(self, manifest: Manifest, options: HeadOptions | None = None) -> None:
+        self._spec = require_segmentation(manifest)  # a classifier or detector: one clear error, here
+        super().__init__(manifest, options)
+
+    def __call__(self, outputs: np.ndarray, meta: FrameMeta) -> Segmentation:
+        return Segmentation(decode_mask(outputs, self._spec, self._letterbox(meta), self._input_size, self._labels))
 
 
 HEADS: Registry[type[TaskHead]] = Registry("task head", entry_point_group="edgevision.heads")
 HEADS.register("classification", "edgevision.stream.heads:ClassificationHead")
 HEADS.register("detection", "edgevision.stream.heads:DetectionHead")
+HEADS.register("segmentation", "edgevision.stream.heads:SegmentationHead")
 
 #: The head each bundle task gets unless the caller names one.
-HEAD_FOR_TASK = {Task.CLASSIFY: "classification", Task.DETECT: "detection"}
+HEAD_FOR_TASK = {Task.CLASSIFY: "classification", Task.DETECT: "detection", Task.SEGMENT: "segmentation"}
 
 
 def head_name_for(manifest: Manifest) -> str:
-    """The head for the bundle's task (classify → "classification", detect → "detection")."""
+    """The head for the bundle's task (classify → "classification", detect → "detection", segment → "segmentation")."""
     try:
         return HEAD_FOR_TASK[manifest.task]
     except KeyError:
@@ -127,5 +159,16 @@ def head_name_for(manifest: Manifest) -> str:
 
 
 def make_head(task: str | None, manifest: Manifest, options: HeadOptions | None = None) -> TaskHead:
-    """The registered head `task` (None: the one for the bundle's task), configured for this bundle."""
-    return HEADS.get(task or head_name_for(manifest))(manifest, options)
+    """The registered head `task` (None: the one for the bundle's task), configured for this bundle.
+
+    A head named for a bundle of another task fails once, here, saying which head the bundle's own task has.
+    """
+    head_type = HEADS.get(task or head_name_for(manifest))
+    try:
+        return head_type(manifest, options)
+    except ConfigError as exc:
+        own = HEAD_FOR_TASK.get(manifest.task)
+        if task is None or own is None or own == task:
+            raise
+        raise ConfigError(f"{exc} In a stream, name no head (StreamConfig(task=None)) to get this bundle's own, "
+                          f"{own!r}.") from None

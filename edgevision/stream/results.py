@@ -1,6 +1,6 @@
 """What the stream produces: one validated result per frame, whatever the task.
 
-A task head returns a *payload* (classification top-k, detection boxes). Sinks
+A task head returns a *payload* (classification top-k, detection boxes, a segmentation mask). Sinks
 never look inside it: they call `to_dict()` to serialise and `draw()` to annotate, so a new
 task needs a head and a payload, not a change to the pipeline or the sinks.
 """
@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from ..errors import ConfigError
 from ..tasks.detect import Detections
-from .overlay import draw_caption, draw_detections
+from ..tasks.segment import SegmentationMask
+from .overlay import draw_caption, draw_detections, draw_segmentation
 
 
 @runtime_checkable
@@ -107,6 +110,39 @@ class ObjectDetections:
 
     def draw(self, image: np.ndarray) -> None:
         draw_detections(image, self.detections)
+
+
+@dataclass(frozen=True, slots=True)
+class Segmentation:
+    """A class per pixel of one frame: `mask.class_ids` is H×W in the frame's own pixels.
+
+    `area_fractions`: each class's share of the frame (0..1), largest first, the background and absent classes
+    left out; computed once, for the JSON line, the legend and the caption alike.
+    """
+
+    mask: SegmentationMask
+    kind: str = field(default="segmentation", init=False)
+    area_fractions: Mapping[str, float] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.mask, SegmentationMask):
+            raise ConfigError(f"Segmentation needs a SegmentationMask, got {type(self.mask).__name__}.")
+        object.__setattr__(self, "area_fractions", MappingProxyType(self.mask.area_fractions()))
+
+    def to_dict(self) -> dict[str, Any]:
+        """{"kind": "segmentation", "height", "width", "area_fractions": {label: share}}: never the pixels."""
+        height, width = self.mask.shape
+        return {"kind": self.kind, "height": height, "width": width,
+                "area_fractions": {label: round(share, 6) for label, share in self.area_fractions.items()}}
+
+    def caption(self) -> str:
+        shares = [f"{label} {share:.1%}" for label, share in self.area_fractions.items()]
+        if not shares:
+            return "background only"
+        return ", ".join(shares[:3]) + (f", +{len(shares) - 3} more" if len(shares) > 3 else "")
+
+    def draw(self, image: np.ndarray) -> None:
+        draw_segmentation(image, self.mask, area_fractions=self.area_fractions)
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from .._optional import require
-from ..bundle import Bundle, DetectionSpec, PreprocessSpec, atomic_directory, sha256_file
+from ..bundle import Bundle, DetectionSpec, PreprocessSpec, SegmentationSpec, atomic_directory, sha256_file
 from ..errors import CompressionError, ConfigError, ModelFileError
 from ..export.base import ExportArtifact, package_version
 from ..export.parity import DEFAULT_PARITY, ParityConfig, open_parity_data
@@ -131,6 +131,7 @@ class OnnxModel(LabelledInput):
     architecture: str | None = None
     task: Task = Task.CLASSIFY
     detection: DetectionSpec | None = None  # task detect: how the raw output decodes
+    segmentation: SegmentationSpec | None = None  # task segment: how the per-pixel scores decode
     _session: Any = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod

@@ -59,17 +59,18 @@ def segmentation_batches(bundle: Bundle, config: ParityConfig) -> tuple[str, int
     manifest = bundle.manifest
     nchw = manifest.input.with_layout(Layout.NCHW)
     if config.data is None:
-        images = random_images(config.random_samples, (nchw.height, nchw.width), seed=config.seed)
-        origin = f"seeded random images (seed {config.seed})"
-        return origin, len(images), iter([preprocess_batch(images, manifest.preprocess, nchw)])
-    folder = open_mask_split(Path(config.data), manifest.labels).subset(config.max_images, seed=config.seed)
+        generated = random_images(config.random_samples, (nchw.height, nchw.width), seed=config.seed)
+        origin, count, image = f"seeded random images (seed {config.seed})", len(generated), generated.__getitem__
+    else:
+        folder = open_mask_split(Path(config.data), manifest.labels).subset(config.max_images, seed=config.seed)
+        origin, count, image = str(config.data), len(folder), folder.image
 
     def batches() -> Iterator[np.ndarray]:
-        for start in range(0, len(folder), PARITY_BATCH):
-            images = [folder.image(i) for i in range(start, min(start + PARITY_BATCH, len(folder)))]
+        for start in range(0, count, PARITY_BATCH):
+            images = [image(i) for i in range(start, min(start + PARITY_BATCH, count))]
             yield preprocess_batch(images, manifest.preprocess, nchw)
 
-    return str(config.data), len(folder), batches()
+    return origin, count, batches()
 
 
 def _segment_parity(

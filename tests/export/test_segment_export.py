@@ -20,7 +20,7 @@ from edgevision.export import ParityConfig, export  # noqa: E402
 from edgevision.export.parity import check_parity, describe_failure  # noqa: E402
 from edgevision.types import Task  # noqa: E402
 from tests.runtimes.block_segmenter import block_segmenter_model, painted_mask_split  # noqa: E402
-from tests.tasks.segment_bundle import LABELS, SIZE, build_block_segmenter  # noqa: E402
+from tests.tasks.segment_bundle import build_block_segmenter  # noqa: E402
 
 
 class Scores(torch.nn.Module):

@@ -86,7 +86,7 @@ def test_letterboxed_mask_lines_up_with_the_letterboxed_image():
 
 
 def test_class_weights_favour_rare_classes():
-    from edgevision.train_segment import class_weights
+    from edgevision.segment_loss import class_weights
 
     masks = torch.zeros(1, 10, 10, dtype=torch.uint8)
     masks[0, :1, :4] = 1  # 4 % of the pixels
@@ -98,13 +98,13 @@ def test_class_weights_favour_rare_classes():
 
 
 def test_block_labels_keep_thin_strokes_and_the_grid():
-    from edgevision.train_segment import block_labels
+    from edgevision.segment_loss import block_labels
 
     masks = torch.tensor([[[0, 0, 0, 3], [0, 0, 3, 3], [255, 255, 0, 0], [255, 255, 5, 0]]], dtype=torch.uint8)
-    assert block_labels(masks, 2, classes=11, background=0, ignore_index=255).tolist() == [[[0, 3], [255, 0]]]
+    assert block_labels(masks, 2, background=0, ignore_index=255).tolist() == [[[0, 3], [255, 0]]]
     stroke = torch.zeros(1, 4, 4, dtype=torch.uint8)
     stroke[0, :, 1] = 7  # one pixel wide: half of each block it crosses, a tie that goes to the object
-    assert block_labels(stroke, 2, classes=11, background=0, ignore_index=255).tolist() == [[[7, 0], [7, 0]]]
+    assert block_labels(stroke, 2, background=0, ignore_index=255).tolist() == [[[7, 0], [7, 0]]]
 
 
 def test_digit_crops_one_per_object():
@@ -120,7 +120,7 @@ def test_digit_crops_one_per_object():
 
 
 def test_rescale_batch_keeps_the_size_and_pads_with_ignore():
-    from edgevision.train_segment import rescale_batch
+    from edgevision.segment_loss import rescale_batch
 
     generator = torch.Generator().manual_seed(0)
     images, masks = torch.randn(2, 3, 32, 48), torch.ones(2, 32, 48, dtype=torch.uint8)
@@ -176,9 +176,9 @@ def test_train_demo_task_segment_writes_model_and_report(tmp_path, tiny_splits, 
     """`train-demo --task segment` wiring, on the tiny data (the real data set takes minutes to train on)."""
     from typer.testing import CliRunner
 
-    import edgevision.data.detection as detection
-    import edgevision.train_segment as train_segment
+    from edgevision import train_segment
     from edgevision.cli import app
+    from edgevision.data import detection
 
     monkeypatch.setattr(detection, "make_detection_dataset", lambda root, seed=0: tiny_splits)
     monkeypatch.setattr(train_segment, "train_segmenter", functools.partial(train_segment.train_segmenter, input_size=SIZE))
@@ -192,7 +192,7 @@ def test_train_demo_task_segment_writes_model_and_report(tmp_path, tiny_splits, 
 
 
 def test_given_splits_are_linked_not_copied(tmp_path, tiny_splits, monkeypatch):
-    import edgevision.train_segment as train_segment
+    from edgevision import train_segment
     from edgevision.cli.demo_segment import train_segmenter_with_progress
 
     monkeypatch.setattr(train_segment, "train_segmenter", functools.partial(train_segment.train_segmenter, input_size=SIZE))

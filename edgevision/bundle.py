@@ -161,6 +161,8 @@ class ParityReport(_Strict):
     # segment: mean IoU of the export's masks against the source model's masks (the source's as ground truth)
     mask_miou: float | None = Field(default=None, ge=0, le=1)
     min_mask_miou: float | None = Field(default=None, ge=0, le=1)
+    # segment: how many classes the source's masks held over all inputs (1: a constant model; parity not established)
+    mask_classes: int | None = Field(default=None, ge=0)
 
 
 class SourceInfo(_Strict):

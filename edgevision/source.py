@@ -18,7 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from .bundle import DetectionSpec, PreprocessSpec
+from .bundle import DetectionSpec, PreprocessSpec, SegmentationSpec
 from .errors import ConfigError
 from .types import Task
 
@@ -35,6 +35,7 @@ class ModelSource(Protocol):
     preprocess: PreprocessSpec
     task: Task
     detection: DetectionSpec | None
+    segmentation: SegmentationSpec | None
     notes: dict[str, str]
     architecture: str | None
 
@@ -54,7 +55,10 @@ class ModelSource(Protocol):
         ...
 
     def reference_outputs(self, batch_nchw: np.ndarray) -> np.ndarray:
-        """The original model's raw primary output for an NCHW float32 batch (FP32, inference mode)."""
+        """The original model's raw primary output for an NCHW float32 batch (FP32, inference mode).
+
+        Classify: logits [N, classes]; detect: the raw head; segment: per-pixel class scores [N, classes, h, w].
+        """
         ...
 
 
@@ -76,6 +80,12 @@ def torch_reference_outputs(module: Any, batch_nchw: np.ndarray) -> np.ndarray:
     module.eval()
     with torch.inference_mode():
         chunks = [module(torch.from_numpy(batch[i : i + TORCH_CHUNK])) for i in range(0, len(batch), TORCH_CHUNK)]
+    if isinstance(chunks[0], dict):
+        keys = ", ".join(map(repr, chunks[0]))
+        raise ConfigError(
+            f"The model returns a dict ({keys}), as torchvision's segmentation models do; edgevision exports a module "
+            "whose forward returns one tensor. Wrap it: forward(x) returns model(x)['out']."
+        )
     return np.concatenate([(c[0] if isinstance(c, tuple | list) else c).float().numpy() for c in chunks])
 
 
@@ -135,9 +145,9 @@ class ModuleSource(LabelledInput):
     architecture: str | None = None
 
     def __init__(self, module: Any, *, name: str, labels: list[str], preprocess: PreprocessSpec,
-                 task: Task, detection: DetectionSpec | None) -> None:
+                 task: Task, detection: DetectionSpec | None, segmentation: SegmentationSpec | None = None) -> None:
         self.module, self.name, self.labels, self.preprocess = module, name, labels, preprocess
-        self.task, self.detection, self.notes = task, detection, {}
+        self.task, self.detection, self.segmentation, self.notes = task, detection, segmentation, {}
 
     def weights_sha256(self) -> str:
         return torch_weights_sha256(self.module)

@@ -10,17 +10,21 @@ from rich.table import Table
 
 from .result import BenchReport, BenchResult, LatencyStats
 
+#: Each task's second figure beside its headline metric: (key in BenchResult.metrics, column header).
+SECOND_METRICS = {"detect": ("mAP50", "mAP50"), "segment": ("pixel_accuracy", "pixel acc.")}
+
 
 def to_table(report: BenchReport, *, title: str = "edgevision bench") -> Table:
     base = report.rows[report.baseline]
     table = Table(title=title, title_justify="left", caption=f"speed-up vs {base.label} (median latency per image)")
-    detect = _has_detection(report)
-    # A detection row adds post-processing, end-to-end and mAP50; p99 and mean±std make room for them in a
-    # terminal (they stay in the JSON/CSV/Markdown reports).
+    post = _has_postprocessing(report)
+    seconds = _second_metrics(report)
+    # A detection or segmentation row adds post-processing, end-to-end and its second metric (mAP50, pixel
+    # accuracy); p99 and mean±std make room for them in a terminal (they stay in the JSON/CSV/Markdown reports).
     headers = ["bundle", "runtime", "engine prec.", "thr", "p50 ms", "p90 ms"]
-    headers += ["post p50 ms", "e2e p50 ms"] if detect else ["p99 ms", "mean±std ms"]
+    headers += ["post p50 ms", "e2e p50 ms"] if post else ["p99 ms", "mean±std ms"]
     headers += ["img/s", "speed-up", "peak RSS MB", "size MB", accuracy_header(report)]
-    headers += [f"mAP50 ({_splits(report)})" if _splits(report) else "mAP50"] if detect else []
+    headers += [f"{header} ({_splits(report)})" if _splits(report) else header for _, header in seconds]
     names = {"bundle": [row.name for row in report.rows], "runtime": [row.runtime for row in report.rows]}
     for header in headers:
         # Names never truncate (two bundles differ only in their last letters); number headers wrap instead.
@@ -35,14 +39,14 @@ def to_table(report: BenchReport, *, title: str = "edgevision bench") -> Table:
             f"{lat.p50_ms:.3f}", f"{lat.p90_ms:.3f}",
         ]
         cells += (
-            [_p50(row.postprocess), _p50(row.end_to_end)] if detect
+            [_p50(row.postprocess), _p50(row.end_to_end)] if post
             else [f"{lat.p99_ms:.3f}", f"{lat.mean_ms:.3f}±{lat.std_ms:.3f}"]
         )
         cells += [
             f"{row.throughput_ips:.0f}", f"[bold]{speedup}[/]" if index != report.baseline else "1.00× (base)",
             f"{row.peak_rss_mb:.0f}", f"{row.size_mb:.2f}", _metric(row),
         ]
-        cells += [_map(row.metrics.get("mAP50"))] if detect else []
+        cells += [_map(row.metrics.get(key)) for key, _ in seconds]
         table.add_row(*cells)
     return table
 
@@ -58,8 +62,14 @@ def _splits(report: BenchReport) -> str:
     return ", ".join(sorted({row.accuracy_split for row in report.rows if row.accuracy is not None and row.accuracy_split}))
 
 
-def _has_detection(report: BenchReport) -> bool:
-    return any(row.task == "detect" for row in report.rows)
+def _has_postprocessing(report: BenchReport) -> bool:
+    """Rows whose task post-processes on the device (detect: decode + NMS; segment: argmax + upsampling)."""
+    return any(row.task in SECOND_METRICS for row in report.rows)
+
+
+def _second_metrics(report: BenchReport) -> list[tuple[str, str]]:
+    tasks = {row.task for row in report.rows}
+    return [SECOND_METRICS[task] for task in SECOND_METRICS if task in tasks]
 
 
 def _p50(stats: LatencyStats | None) -> str:
@@ -67,12 +77,12 @@ def _p50(stats: LatencyStats | None) -> str:
 
 
 def _map(value: float | None) -> str:
-    """mAP as the 0..1 number detection papers print (as the mAP50-95 column does)."""
+    """mAP (or pixel accuracy) as the 0..1 number papers print (as the mAP50-95 / mIoU column does)."""
     return "—" if value is None else f"{value:.3f}"
 
 
 def _metric(row: BenchResult) -> str:
-    """Top-1 as a percentage; mAP as the 0..1 number detection papers print."""
+    """Top-1 as a percentage; mAP and mIoU as the 0..1 numbers papers print."""
     if row.accuracy is None:
         return "—"
     return f"{row.accuracy:.2%}" if row.metric == "top-1" else f"{row.accuracy:.3f}"
@@ -90,7 +100,8 @@ def write_json(report: BenchReport, path: Path) -> Path:
 
 CSV_COLUMNS = ("name", "runtime", "format", "precision", "engine_precision", "threads", "batch_size", "p50_ms", "p90_ms",
                "p99_ms", "mean_ms", "std_ms", "throughput_ips", "speedup_vs_baseline", "peak_rss_mb", "size_mb", "accuracy",
-               "engine_config", "accuracy_split", "task", "metric", "map50", "postprocess_p50_ms", "end_to_end_p50_ms")
+               "engine_config", "accuracy_split", "task", "metric", "map50", "postprocess_p50_ms", "end_to_end_p50_ms",
+               "pixel_accuracy")
 
 
 def write_csv(report: BenchReport, path: Path) -> Path:
@@ -108,6 +119,7 @@ def write_csv(report: BenchReport, path: Path) -> Path:
                 "" if "mAP50" not in row.metrics else f"{row.metrics['mAP50']:.4f}",
                 "" if row.postprocess is None else f"{row.postprocess.p50_ms:.4f}",
                 "" if row.end_to_end is None else f"{row.end_to_end.p50_ms:.4f}",
+                "" if "pixel_accuracy" not in row.metrics else f"{row.metrics['pixel_accuracy']:.4f}",
             ])
     return path
 
@@ -119,19 +131,20 @@ def format_engine_config(config: dict[str, str | int | bool | None]) -> str:
 
 def to_markdown(report: BenchReport) -> str:
     """A Markdown table (for README / docs)."""
-    detect = _has_detection(report)
+    post = _has_postprocessing(report)
+    seconds = _second_metrics(report)
     columns = ["bundle", "runtime", "engine precision", "threads", "p50 ms", "p90 ms"]
-    columns += ["post-processing p50 ms", "end-to-end p50 ms"] if detect else []
+    columns += ["post-processing p50 ms", "end-to-end p50 ms"] if post else []
     columns += ["img/s", "speed-up", "peak RSS MB", "size MB", accuracy_header(report)]
-    columns += ["mAP50"] if detect else []
+    columns += [header for _, header in seconds]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in report.rows:
         cells = [row.name, row.runtime, row.engine_precision, str(row.threads or "default"),
                  f"{row.latency.p50_ms:.3f}", f"{row.latency.p90_ms:.3f}"]
-        cells += [_p50(row.postprocess), _p50(row.end_to_end)] if detect else []
+        cells += [_p50(row.postprocess), _p50(row.end_to_end)] if post else []
         cells += [f"{row.throughput_ips:.0f}", f"{report.speedup(row):.2f}×", f"{row.peak_rss_mb:.0f}",
                   f"{row.size_mb:.2f}", _metric(row)]
-        cells += [_map(row.metrics.get("mAP50"))] if detect else []
+        cells += [_map(row.metrics.get(key)) for key, _ in seconds]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -67,7 +67,7 @@ class BenchResult:
     accuracy_split: str | None = None  # the split `accuracy` is measured on (e.g. "test"), named by the caller
     samples_ms: list[float] = field(default_factory=list, repr=False)
     task: str = "classify"  # the bundle's task; `accuracy` is its headline metric, named by `metric`
-    metric: str = "top-1"  # what `accuracy` is: "top-1" (classify), "mAP50-95" (detect)
+    metric: str = "top-1"  # what `accuracy` is: "top-1" (classify), "mAP50-95" (detect), "mIoU" (segment)
     metrics: dict[str, float] = field(default_factory=dict)  # the task's other figures, e.g. {"mAP50": 0.93}
     # Detect: post-processing (decode + NMS) alone, and preprocess + inference + post-processing, per image
     # of the measured split (batch 1); `latency` stays inference alone.

@@ -3,7 +3,9 @@
 Classify: top-1 on an image folder. Detect: COCO mAP50-95 and mAP50 (pycocotools) on a COCO
 split, with the device's own post-processing timed apart from inference — on a Pi, decoding and
 NMS over thousands of candidates is a real cost, so it gets its own column — and end to end
-(preprocess + inference + post-processing) per image.
+(preprocess + inference + post-processing) per image. Segment: mIoU (and pixel accuracy) on a mask
+split, each mask in its image's own pixels as `Runtime.segment` returns it, with the post-processing
+(argmax, upsampling, letterbox inverse) timed apart the same way.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ class TaskMeasurement:
 
 
 def measure_task(engine: Runtime, data: str | Path, *, max_images: int | None, tick: Tick = None) -> TaskMeasurement:
-    """The bundle's task metric on `data` (an ImageFolder for classify, a COCO split for detect)."""
+    """The bundle's task metric on `data` (an ImageFolder for classify, a COCO split for detect, a mask split for segment)."""
     task = engine.bundle.manifest.task
     measure = MEASUREMENTS.get(task)
     if measure is None:
@@ -97,6 +99,46 @@ def _coco_map(engine: Runtime, data: Path, max_images: int | None, tick: Tick) -
     )
 
 
+def _miou(engine: Runtime, data: Path, max_images: int | None, tick: Tick) -> TaskMeasurement:
+    """Each test image once, batch 1, timed in three steps as detection is; scored against its mask in image pixels."""
+    from ..data.masks import MASKS, MaskFolder
+    from ..metrics.segmentation import ConfusionMatrix
+    from ..preprocess import letterbox_geometry, preprocess_batch
+    from ..tasks.segment import postprocess_masks, require_segmentation
+
+    manifest = engine.bundle.manifest
+    spec = require_segmentation(manifest)
+    if data.is_dir() and not (data / MASKS).is_dir():
+        if (data / "annotations.json").is_file():
+            raise _wrong_data(engine, data, "a COCO detection split (no masks/)", _MASK_SPLIT)
+        if any(p.is_dir() for p in data.iterdir()) and not (data / "images").is_dir():
+            raise _wrong_data(engine, data, "an image folder (one folder per class)", _MASK_SPLIT)
+    folder = MaskFolder.open(data, labels=manifest.labels, ignore_index=spec.ignore_index)
+    if max_images:
+        folder = folder.subset(max_images)
+    matrix = ConfusionMatrix(manifest.num_classes, ignore_index=spec.ignore_index)
+    post_ms, total_ms = [], []
+    for image, truth in folder:
+        start = time.perf_counter()
+        raw = engine.infer_outputs(preprocess_batch([image], manifest.preprocess, engine.input_spec))[spec.output]
+        inferred = time.perf_counter()
+        (mask,) = postprocess_masks(raw, manifest, [letterbox_geometry(*image.shape[:2], manifest.preprocess)])
+        done = time.perf_counter()
+        post_ms.append((done - inferred) * 1000.0)
+        total_ms.append((done - start) * 1000.0)
+        matrix.update(mask.class_ids, truth)
+        if tick:
+            tick("accuracy", 1)
+    metrics = matrix.metrics()
+    return TaskMeasurement(
+        name="mIoU", value=metrics.miou, images=metrics.images, extras={"pixel_accuracy": metrics.pixel_accuracy},
+        postprocess_ms=post_ms, end_to_end_ms=total_ms,
+    )
+
+
+_MASK_SPLIT = "mIoU on a mask split (images/ + masks/ + labels.txt)"
+
+
 def _wrong_data(engine: Runtime, data: Path, found: str, wanted: str) -> Exception:
     from ..errors import ConfigError
 
@@ -108,4 +150,5 @@ def _wrong_data(engine: Runtime, data: Path, found: str, wanted: str) -> Excepti
 MEASUREMENTS: dict[Task, Callable[[Runtime, Path, int | None, Tick], TaskMeasurement]] = {
     Task.CLASSIFY: _top1,
     Task.DETECT: _coco_map,
+    Task.SEGMENT: _miou,
 }

@@ -24,7 +24,8 @@ def compress_command(
         None, "--data", "-d",
         help="Folder with train/ (fits) and val/ (chooses) image folders, and optionally test/ (held out: the reported "
         "accuracy). Without test/ the report says its accuracy is on val, the selection set. --task detect: COCO "
-        "splits (each images/ + annotations.json).",
+        "splits (each images/ + annotations.json); --task segment: mask splits val/ [test/] (each images/ + masks/ + "
+        "labels.txt).",
     ),
     test: Path = typer.Option(
         None, "--test", help="Held-out image folder for the reported accuracy, if not DIR/test (overrides the recipe's)."
@@ -36,22 +37,25 @@ def compress_command(
     distill_flag: bool = typer.Option(False, "--distill", help="Distil from the original model after pruning."),
     epochs: int = typer.Option(4, help="Distillation epochs."),
     quantize: str = typer.Option(None, "--quantize", help="Target precision: int8, fp16 or fp32 (default: int8; "
-                                 "fp16 for an .onnx detector; its int8 keeps the detection head in float)."),
+                                 "fp16 for an .onnx detector or segmenter; a detector's int8 keeps its head in float, a segmenter "
+                                 "takes fp16 or fp32)."),
     export_formats: str = typer.Option(None, "--export", help="Formats to produce (default: onnx,openvino,tflite; "
                                        "onnx,openvino for an .onnx file)."),
     max_accuracy_drop: float = typer.Option(0.01, help="Largest top-1 loss allowed vs the original (fraction)."),
     calibration_images: int = typer.Option(300, help="Calibration images for INT8."),
     ignored_scope: str = typer.Option("", help="Comma-separated module names kept in float (e.g. fc)."),
-    task: str = typer.Option(None, "--task", help="ONNX input only: classify or detect (a YOLOv8/YOLO11-style export, "
-                             "--data with COCO splits). Default: the model's metadata 'task', else classify."),
-    labels: str = typer.Option(None, help="ONNX input only: comma-separated labels in output order (default: the "
-                               "model's metadata, else the data folder's sorted names)."),
+    task: str = typer.Option(None, "--task", help="ONNX input only: classify, detect (a YOLOv8/YOLO11-style export, "
+                             "--data with COCO splits) or segment (per-pixel class scores [N, classes, h, w], --data "
+                             "with mask splits). Default: the model's metadata 'task', else classify."),
+    labels: str = typer.Option(None, help="ONNX input only: comma-separated labels in output order, or a .txt file "
+                               "with one per line (default: the model's metadata, else the data's: sorted folder names, "
+                               "COCO categories, or labels.txt)."),
     size: str = typer.Option(None, help="ONNX input only: input size as N or HxW (height x width, e.g. 48x192); "
                              "needed when the graph's height/width are dynamic."),
     color: str = typer.Option(None, help="ONNX input only: channel order the model takes: rgb (default) or bgr."),
     resize: str = typer.Option(None, help="ONNX input only: resize (stretch to the size; the classify default), "
                                "shorter_side_center_crop (shorter side to --resize-shorter, then a centre crop) or "
-                               "letterbox (keep the aspect ratio, pad 114; the detect default)."),
+                               "letterbox (keep the aspect ratio, pad 114; the detect and segment default)."),
     resize_shorter: int = typer.Option(None, help="ONNX input only: shorter side before the centre crop "
                                        "(default: the larger of H and W)."),
     mean: str = typer.Option(None, help="ONNX input only: per-channel mean, after --scale (default: ImageNet's "

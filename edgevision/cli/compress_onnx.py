@@ -8,7 +8,8 @@ same "is INT8 faster here?" verdict as the torch path.
 `--task detect` (or metadata ``task: detect``) takes a YOLOv8/YOLO11-style export and COCO
 splits (train/ val/ [test/], each images/ + annotations.json): FP32/FP16 bundles with detection
 parity on val, then the bench with mAP on test. Preprocessing defaults to Ultralytics' letterbox;
-each flag given still overrides its part.
+each flag given still overrides its part. `--task segment` takes a semantic segmenter and mask splits
+(`compress_onnx_segment`).
 """
 
 from __future__ import annotations
@@ -101,6 +102,23 @@ def _number(text: str, *, option: str) -> float:
     return value
 
 
+def label_list_from_flag(labels: str | None) -> list[str] | None:
+    """--labels as a list: a text file with one name per line when it names one, else comma-separated names."""
+    if not labels:
+        return None
+    path = Path(labels)
+    if path.is_file() or ("," not in labels and path.suffix.lower() == ".txt"):
+        from ..errors import ConfigError
+
+        if not path.is_file():
+            raise ConfigError(f"--labels {labels}: no such file. Pass a text file (one name per line) or comma-separated names.")
+        names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if not names:
+            raise ConfigError(f"--labels {labels} holds no names; write one class name per line, in output order.")
+        return names
+    return [s.strip() for s in labels.split(",") if s.strip()]
+
+
 def compress_onnx(
     model: Path, *, data: Path | None, out: Path, quantize: str | None, formats: str, labels: str | None,
     preprocess: PreprocessFlags, max_accuracy_drop: float, calibration_images: int, force: bool,
@@ -136,6 +154,12 @@ def compress_onnx(
         compress_onnx_detector(model, data=data, out=out, quantize=quantize, wanted=wanted, labels=labels,
                                preprocess=preprocess, force=force, test=test)
         return
+    if chosen_task is Task.SEGMENT:
+        from .compress_onnx_segment import compress_onnx_segmenter
+
+        compress_onnx_segmenter(model, data=data, out=out, quantize=quantize, wanted=wanted, labels=labels,
+                                preprocess=preprocess, force=force, test=test)
+        return
     target = parse_enum_list(Precision, quantize or "int8", option="precision")[0]
     check_max_drop(max_accuracy_drop)
     if out.exists() and not force:
@@ -155,7 +179,7 @@ def compress_onnx(
             f"--size {preprocess.size[0]}x{preprocess.size[1]} differs from {model.name}'s fixed input "
             f"{geometry.size[0]}x{geometry.size[1]} (height x width). Drop --size or pass the model's."
         )
-    label_list = [s.strip() for s in labels.split(",") if s.strip()] if labels else None
+    label_list = label_list_from_flag(labels)
     labels_note = None
     if label_list is None and metadata_labels(model) is None:
         from ..data.folder import ImageFolder
@@ -245,7 +269,7 @@ def compress_onnx_detector(
     if spec.resize is not ResizePolicy.LETTERBOX:
         raise ConfigError(f"--resize {spec.resize.value} cannot map a detector's boxes back to the image: detectors "
                           "take --resize letterbox (the default for --task detect).")
-    label_list = [s.strip() for s in labels.split(",") if s.strip()] if labels else None
+    label_list = label_list_from_flag(labels)
     labels_note = None
     if label_list is None and metadata_labels(model) is None:
         label_list = list(open_coco(splits.val, labels=None, check_images=False).labels)
@@ -322,12 +346,16 @@ def _write_report(work: Path, model: Any, bundles: list[Any], verdicts: dict[str
          "parity_top1_agreement": b.manifest.parity.top1_agreement if b.manifest.parity else None,
          **({"parity_detection_map50": b.manifest.parity.detection_map50,
              "parity_max_abs_diff": b.manifest.parity.max_abs_diff} if b.manifest.parity
-            and b.manifest.parity.detection_map50 is not None else {})}
+            and b.manifest.parity.detection_map50 is not None else {}),
+         **({"parity_mask_miou": b.manifest.parity.mask_miou,
+             "parity_max_abs_diff": b.manifest.parity.max_abs_diff} if b.manifest.parity
+            and b.manifest.parity.mask_miou is not None else {})}
         for b in bundles
     ]
     payload = {
         "source": str(model.path), "task": model.task.value, "notes": model.notes, "labels": model.labels,
         "detection": model.detection.model_dump(mode="json") if model.detection is not None else None,
+        "segmentation": model.segmentation.model_dump(mode="json") if model.segmentation is not None else None,
         "preprocess": model.preprocess.model_dump(mode="json"), "bundles": rows, "int8_verdicts": verdicts,
         "bench_accuracy": split,
     }
@@ -337,6 +365,7 @@ def _write_report(work: Path, model: Any, bundles: list[Any], verdicts: dict[str
              f"- preprocessing: {model.preprocess.model_dump_json()}", f"- bench accuracy: {split}", ""]
     lines += [f"- {r['bundle']}: {r['accuracy_guard'] or 'float bundle, parity-checked'}"
               + (f" (detection agreement mAP50 {r['parity_detection_map50']:.3f})" if "parity_detection_map50" in r else "")
+              + (f" (mask agreement mIoU {r['parity_mask_miou']:.4f})" if "parity_mask_miou" in r else "")
               for r in rows]
     lines += ["", *[f"- {fmt}: {verdict}" for fmt, verdict in verdicts.items()], ""]
     (work / "compress_report.md").write_text("\n".join(lines), encoding="utf-8")

@@ -21,13 +21,14 @@ def export_command(
         "fp32", "--precision", "-p", help="Comma-separated: fp32, fp16, bf16 (OpenVINO, CPUs with AVX512-BF16 or AMX)."
     ),
     arch: str = typer.Option(None, "--arch", help="Architecture, if the checkpoint does not name it."),
-    parity_data: Path = typer.Option(None, "--parity-data", help="ImageFolder to check parity on (e.g. the val split)."),
+    parity_data: Path = typer.Option(None, "--parity-data", help="Validation split to check parity on: an image folder "
+                                     "(classify), a COCO split (detect) or a mask split (segment)."),
     force: bool = typer.Option(False, "--force", help="Replace existing bundles."),
 ) -> None:
     """Export a checkpoint to deployable bundles (model + manifest + parity report)."""
     from ..export import ParityConfig, check_export_request, export
     from ..model import TrainedModel
-    from ..types import Format, Precision, parse_enum_list
+    from ..types import Format, Precision, Task, parse_enum_list
     from .console import console, progress
     from .outputs import check_image_folder
 
@@ -45,8 +46,16 @@ def export_command(
     for fmt, prec in jobs:
         check_export_request(fmt, prec)
     trained = TrainedModel.load(model, architecture=arch)
-    if parity_data is not None:
+    if parity_data is not None and trained.task is Task.CLASSIFY:
         check_image_folder(parity_data, option="--parity-data", labels=trained.labels)
+    elif parity_data is not None:
+        from ..errors import DataError
+        from ..export.parity import open_parity_data
+
+        try:
+            open_parity_data(ParityConfig(data=parity_data), task=trained.task, labels=trained.labels)
+        except DataError as exc:
+            raise DataError(f"--parity-data {parity_data}: {exc}") from None
     if not force:
         existing = [out / f"{f.value}-{p.value}" for f, p in jobs if (out / f"{f.value}-{p.value}").exists()]
         if existing:
@@ -63,7 +72,16 @@ def export_command(
             )
             parity = bundle.manifest.parity
             console.print(
-                f"[green]✓[/] {bundle.path}  {bundle.size_bytes / 1e6:.2f} MB  parity: top-1 agreement "
-                f"{parity.top1_agreement:.2%}, max |Δ| {parity.max_abs_diff:.2g} ({parity.engine} {parity.engine_precision})"
+                f"[green]✓[/] {bundle.path}  {bundle.size_bytes / 1e6:.2f} MB  parity: {_agreement(parity)}, "
+                f"max |Δ| {parity.max_abs_diff:.2g} ({parity.engine} {parity.engine_precision})"
             )
             bar.advance(task)
+
+
+def _agreement(parity) -> str:  # noqa: ANN001 - a ParityReport
+    """The figure parity was judged on, in the task's own terms."""
+    if parity.mask_miou is not None:
+        return f"mask mIoU {parity.mask_miou:.4f}"
+    if parity.detection_map50 is not None:
+        return f"detection mAP50 {parity.detection_map50:.3f}"
+    return f"top-1 agreement {parity.top1_agreement:.2%}"

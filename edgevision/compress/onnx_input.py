@@ -18,6 +18,12 @@ input pixels, scores already sigmoid. The metadata's ``names``, ``imgsz`` (the s
 H/W is fixed to) and ``stride`` give labels and the letterbox; the default preprocessing and NMS
 settings are Ultralytics' own (`ultralytics_preprocess`, `ultralytics_detection`), so the
 bundle finds the boxes `yolo predict` finds on the same export.
+
+Semantic segmenters (`task=Task.SEGMENT`) take the contract torchvision's segmentation models export: one
+output [N, classes, h, w] of per-pixel class scores, h×w the input size or a whole stride of it
+(`edgevision.tasks.segment.check_class_scores`), argmax on the device. The caller gives the
+preprocessing (it must letterbox, so masks map back to each frame); class 0 is the background when the
+first label says so ("background", "__background__", "bg").
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from .._optional import require
-from ..bundle import Bundle, DetectionSpec, PreprocessSpec, atomic_directory, sha256_file
+from ..bundle import Bundle, DetectionSpec, PreprocessSpec, SegmentationSpec, atomic_directory, sha256_file
 from ..errors import CompressionError, ConfigError, ModelFileError
 from ..export.base import ExportArtifact, package_version
 from ..export.parity import DEFAULT_PARITY, ParityConfig, open_parity_data
@@ -131,6 +137,7 @@ class OnnxModel(LabelledInput):
     architecture: str | None = None
     task: Task = Task.CLASSIFY
     detection: DetectionSpec | None = None  # task detect: how the raw output decodes
+    segmentation: SegmentationSpec | None = None  # task segment: how the per-pixel scores decode
     _session: Any = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
@@ -149,7 +156,8 @@ class OnnxModel(LabelledInput):
         `preprocess.size` must match a fixed input size, and sets a dynamic one. `task` None: the
         metadata's `task`, else classify. A detector's `preprocess` defaults to Ultralytics' letterbox
         at the graph's size (dynamic H/W: the metadata's `imgsz`) and the metadata's `stride`;
-        a classifier has no default (normalisation differs by framework).
+        a classifier or segmenter has no default (normalisation differs by framework); a segmenter's
+        must letterbox.
         """
         path = Path(path)
         graph_model = _load(path)
@@ -177,6 +185,14 @@ class OnnxModel(LabelledInput):
             notes={"source": f"ONNX file {path.name} made by {producer or 'an unknown producer'}", **notes},
         )
         output = model._check_output()
+        if chosen_task is Task.SEGMENT:
+            model.segmentation = segmentation_for(model.output_name, label_list)
+            background = "none (every class is an object)" if model.segmentation.background_class is None else \
+                f"{label_list[0]!r} (class 0)"
+            model.notes["segmentation"] = (
+                f"per-pixel class scores {tuple(output.shape)} for a {model.input_size[0]}×{model.input_size[1]} input; "
+                f"argmax on the device; background {background}"
+            )
         if chosen_task is Task.DETECT:
             strides = _candidate_strides(model.input_size, int(output.shape[2]), meta.stride or DEFAULT_STRIDE)
             model.detection = ultralytics_detection(model.output_name, strides=strides)
@@ -298,8 +314,28 @@ def _check_boxes_scores(model: OnnxModel, output: np.ndarray) -> None:
         )
 
 
+def _check_class_scores(model: OnnxModel, output: np.ndarray) -> None:
+    from ..tasks.segment import check_class_scores
+
+    if model.preprocess.resize is not ResizePolicy.LETTERBOX:
+        raise ConfigError(
+            f"A segmenter's masks map back to each frame through a letterbox; {model.path.name} was given resize "
+            f"{model.preprocess.resize.value}. Pass PreprocessSpec(resize=ResizePolicy.LETTERBOX, ...) (--resize letterbox)."
+        )
+    check_class_scores(output.shape, model.num_classes, model.input_size, model=model.path.name)
+
+
 #: How a model's one output is checked at `open`, by task: a new task adds its shape check here.
-OUTPUT_CHECKS = {Task.CLASSIFY: _check_logits, Task.DETECT: _check_boxes_scores}
+OUTPUT_CHECKS = {Task.CLASSIFY: _check_logits, Task.DETECT: _check_boxes_scores, Task.SEGMENT: _check_class_scores}
+
+#: First labels that name the background class (class 0 then draws no mask and counts no area).
+BACKGROUND_LABELS = ("background", "__background__", "bg", "_background_")
+
+
+def segmentation_for(output: str, labels: Sequence[str]) -> SegmentationSpec:
+    """How an ONNX segmenter's [N, classes, h, w] scores decode: class 0 is background when its label says so."""
+    background = 0 if labels and labels[0].strip().lower() in BACKGROUND_LABELS else None
+    return SegmentationSpec(output=output, background_class=background)
 
 
 def export_onnx_model(
@@ -393,7 +429,8 @@ def _single_input(graph_model: Any, path: Path) -> Any:
     if len(inputs) != 1 or len(graph.output) != 1:
         raise ConfigError(
             f"{path} has {len(inputs)} inputs and {len(graph.output)} outputs; edgevision takes image models "
-            "with one image input and one output (a classifier's logits, or a detector's raw boxes + scores)."
+            "with one image input and one output (a classifier's logits, a detector's raw boxes + scores, or a "
+            "segmenter's per-pixel class scores; instance-mask models such as YOLO-seg are not supported)."
         )
     return inputs[0]
 
@@ -459,10 +496,16 @@ def _resolve_task(path: Path, task: Task | str | None, metadata_task: str | None
     known = {t.value for t in Task}
     if metadata_task is not None and metadata_task not in known:
         raise ConfigError(
-            f"{path.name}'s metadata says task {metadata_task!r}; edgevision takes {' and '.join(sorted(known))} "
-            "models from ONNX. Export a detect or classify model."
+            f"{path.name}'s metadata says task {metadata_task!r}; edgevision takes {', '.join(sorted(known))} "
+            "models from ONNX. Export a classify, detect or segment model."
         )
     if task is None:
+        if metadata_task == Task.SEGMENT.value:  # Ultralytics writes it for YOLO-seg, an instance-mask model
+            raise ConfigError(
+                f"{path.name}'s metadata says task 'segment', as Ultralytics writes for instance segmentation (YOLO-seg: "
+                "boxes plus mask coefficients), which edgevision does not take. A semantic segmenter (one output of "
+                "per-pixel class scores [N, classes, h, w]) opens with --task segment (task=Task.SEGMENT)."
+            )
         return Task(metadata_task) if metadata_task else Task.CLASSIFY
     chosen = parse_one_enum(Task, task, option="task")
     if metadata_task is not None and chosen.value != metadata_task:
@@ -474,7 +517,10 @@ def _resolve_task(path: Path, task: Task | str | None, metadata_task: str | None
 
 
 def _default_preprocess(path: Path, task: Task, geometry: InputGeometry, meta: YoloMetadata) -> PreprocessSpec:
-    """A detector's Ultralytics letterbox at the graph's size (or metadata imgsz); a classifier has no default."""
+    """A detector's Ultralytics letterbox at the graph's size (or metadata imgsz); other tasks have no default."""
+    if task is Task.SEGMENT:
+        raise ConfigError(f"Opening {path.name} as a segmenter needs preprocess=PreprocessSpec(size=..., "
+                          "resize=ResizePolicy.LETTERBOX, mean=..., std=...): the file does not say how it was trained.")
     if task is not Task.DETECT:
         raise ConfigError(f"Opening {path.name} as a classifier needs preprocess=PreprocessSpec(size=..., mean=..., "
                           "std=...): the file does not say how it was trained.")
@@ -568,5 +614,5 @@ def _first_line(exc: BaseException) -> str:
 __all__ = [
     "DEFAULT_STRIDE", "OUTPUT_CHECKS", "InputGeometry", "OnnxModel", "YoloMetadata", "build_onnx_float_bundle",
     "export_onnx_model", "float_artifact", "metadata_labels", "read_geometry", "read_yolo_metadata", "resolve_task",
-    "stride_aligned_preprocess", "ultralytics_detection", "ultralytics_preprocess",
+    "segmentation_for", "stride_aligned_preprocess", "ultralytics_detection", "ultralytics_preprocess",
 ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,19 +38,30 @@ class MaskFolder:
     ignore_index: int = IGNORE_INDEX
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], *, ignore_index: int = IGNORE_INDEX) -> MaskFolder:
-        """Check the layout and pair every image with its mask; one DataError names the first problem and the fix."""
+    def open(
+        cls, path: str | os.PathLike[str], *, labels: Sequence[str] | None = None, ignore_index: int = IGNORE_INDEX
+    ) -> MaskFolder:
+        """Check the layout and pair every image with its mask; one DataError names the first problem and the fix.
+
+        `labels` (a model's): labels.txt must list exactly these, in this order, or the masks' ids mean other classes.
+        """
         root = Path(path)
         if not root.is_dir():
             raise DataError(f"Segmentation split {root} does not exist. Point at a folder holding images/, masks/ and labels.txt.")
         labels_path = root / LABELS_FILE
         if not labels_path.is_file():
             raise DataError(f"{root} has no {LABELS_FILE}. Write one class name per line (line k is mask value k).")
-        labels = tuple(line.strip() for line in labels_path.read_text(encoding="utf-8").splitlines() if line.strip())
-        if len(labels) < 2 or len(set(labels)) != len(labels):
-            raise DataError(f"{labels_path} must list at least two distinct class names, one per line; got {list(labels)}.")
-        if len(labels) > ignore_index:
-            raise DataError(f"{labels_path} lists {len(labels)} classes; masks are uint8 with {ignore_index} = unlabelled.")
+        names = tuple(line.strip() for line in labels_path.read_text(encoding="utf-8").splitlines() if line.strip())
+        if len(names) < 2 or len(set(names)) != len(names):
+            raise DataError(f"{labels_path} must list at least two distinct class names, one per line; got {list(names)}.")
+        if len(names) > ignore_index:
+            raise DataError(f"{labels_path} lists {len(names)} classes; masks are uint8 with {ignore_index} = unlabelled.")
+        if labels is not None and list(names) != list(labels):
+            what = "in a different order than" if sorted(names) == sorted(labels) else "other classes than"
+            raise DataError(
+                f"{labels_path} lists {list(names)}: {what} the model's labels {list(labels)}, so its mask ids "
+                "mean other classes. Use the model's own data set (same classes, same order), or fix labels.txt."
+            )
         for folder in (IMAGES, MASKS):
             if not (root / folder).is_dir():
                 raise DataError(f"{root} has no {folder}/ folder. A segmentation split holds images/, masks/ and {LABELS_FILE}.")
@@ -63,7 +74,7 @@ class MaskFolder:
             if not mask.is_file():
                 raise DataError(f"Image {image.name} has no mask {mask}. Every image needs masks/<same name>.png.")
             masks.append(mask)
-        return cls(root=root, labels=labels, images=tuple(images), masks=tuple(masks), ignore_index=ignore_index)
+        return cls(root=root, labels=names, images=tuple(images), masks=tuple(masks), ignore_index=ignore_index)
 
     def __len__(self) -> int:
         return len(self.images)

@@ -13,10 +13,10 @@ from ..bundle import Bundle, atomic_directory
 from ..errors import ConfigError
 from ..registry import Registry
 from ..source import ModelSource, check_source
-from ..types import Format, Precision, parse_one_enum
+from ..types import Format, Precision, Task, parse_one_enum
 from .base import ExportArtifact
 from .parity import DEFAULT_PARITY, ParityConfig, check_parity, open_parity_data
-from .writer import BundleChecks, describe_outputs, finish_bundle, write_bundle
+from .writer import BundleChecks, describe_outputs, finish_bundle, segmentation_output_size, write_bundle
 
 EXPORTERS: Registry = Registry("format")
 EXPORTERS.register("torch", "edgevision.export.torch:export_torch")
@@ -50,6 +50,8 @@ def export(
     fmt, prec = check_export_request(format, precision)
     exporter = EXPORTERS.get(fmt.value)
     open_parity_data(parity, task=model.task, labels=model.labels)  # a broken folder fails before any work
+    if model.task is Task.SEGMENT:
+        segmentation_output_size(model)  # a segmenter whose output breaks the contract fails before converting
     with atomic_directory(output, overwrite=overwrite) as workdir:
         artifact: ExportArtifact = exporter(model, workdir, precision=prec)
         finish_bundle(

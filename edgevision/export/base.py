@@ -33,10 +33,11 @@ class Exporter(Protocol):
 
 
 def output_name_for(model: TrainedModel) -> str:
-    """The name exporters give the model's output: what it holds, by task."""
+    """The name exporters give the model's output: what it holds, by task (the manifest's `meaning` too)."""
     from ..types import Task
 
-    return "boxes_scores" if getattr(model, "task", Task.CLASSIFY) is Task.DETECT else "logits"
+    names = {Task.CLASSIFY: "logits", Task.DETECT: "boxes_scores", Task.SEGMENT: "class_scores"}
+    return names[getattr(model, "task", Task.CLASSIFY)]
 
 
 def package_version(name: str) -> str:

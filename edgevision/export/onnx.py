@@ -54,7 +54,12 @@ def write_fp32_onnx(model: TrainedModel, path: Path) -> None:
                 dynamic_axes={"input": {0: "batch"}, output: {0: "batch"}},
             )
     except Exception as exc:  # noqa: BLE001 - the exporter raises many types
-        raise ExportError(f"torch could not export the model to ONNX: {str(exc).splitlines()[0]}") from exc
+        first = str(exc).splitlines()[0].split(" Please feel free")[0]
+        hint = ""
+        if "adaptive_" in first and "not factor of input size" in first:
+            hint = (" Adaptive pooling (PSP/DeepLab-style heads) exports when its output size divides the feature map: "
+                    "choose an input size that makes it so, or use a pooling layer with a fixed kernel.")
+        raise ExportError(f"torch could not export the model to ONNX: {first}{hint}") from exc
 
 
 def convert_onnx_to_fp16(path: Path) -> None:

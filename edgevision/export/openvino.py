@@ -34,7 +34,7 @@ OUTPUT_NAME = "logits"
 
 
 def export_openvino(model: TrainedModel, directory: Path, *, precision: Precision) -> ExportArtifact:
-    """Convert the torch module to IR in `directory`, input "input" (N×3×H×W), output "logits"."""
+    """Convert the torch module to IR in `directory`, input "input" (N×3×H×W), output named by task (`output_name_for`)."""
     ov = require("openvino", extra="openvino", what="OpenVINO")
     torch = require("torch", extra="compress", what="PyTorch")
     if precision is Precision.BF16:
@@ -90,7 +90,7 @@ def save_ir(ov_model: Any, directory: str | os.PathLike[str], *, precision: Prec
     directory = Path(directory)
     if len(ov_model.inputs) != 1 or len(ov_model.outputs) != 1:
         raise ExportError(
-            f"edgevision bundles hold classifiers with one input and one output; this model has "
+            f"edgevision bundles hold image models with one input and one output; this model has "
             f"{len(ov_model.inputs)} inputs and {len(ov_model.outputs)} outputs."
         )
     shape = ov_model.inputs[0].get_partial_shape()

@@ -6,7 +6,9 @@ file, see `edgevision.source`). It dispatches on the bundle's task to a rule in 
 - classify (here): logits within a tolerance per precision, and top-1 agreement on real images
   from an image folder when given (the ≥ 99.5 % bar), else on seeded random inputs;
 - detect (`parity_detect`): the export's detections scored as mAP50 against the source's, on
-  the validation split, plus max |Δ| of the raw outputs.
+  the validation split, plus max |Δ| of the raw outputs;
+- segment (`parity_segment`): the export's masks scored as mIoU against the source's, at the
+  model input's resolution, on a mask split's images, plus max |Δ| of the raw scores.
 
 A new task adds one rule (a module with a `ParityRule`) and one `PARITY_RULES.register` line.
 The result is recorded in the manifest; a failed check is an error: a bundle that disagrees
@@ -38,8 +40,10 @@ class ParityConfig:
     """What to compare on and how strictly.
 
     `data`: the validation split — an ImageFolder for classifiers, a COCO split directory
-    (``images/`` + ``annotations.json``) for detectors. Without it, seeded random inputs.
-    `min_detection_map50` None: by precision (`parity_detect.MIN_DETECTION_MAP50`).
+    (``images/`` + ``annotations.json``) for detectors, a mask split (``images/`` + ``masks/`` +
+    ``labels.txt``, only its images are used) for segmenters. Without it, seeded random inputs.
+    `min_detection_map50` / `min_mask_miou` None: by precision (`parity_detect.MIN_DETECTION_MAP50`,
+    `parity_segment.MIN_MASK_MIOU`).
     """
 
     data: Path | None = None
@@ -48,6 +52,7 @@ class ParityConfig:
     min_top1_agreement: float = 0.995
     relative_tolerance: float | None = None  # None: by precision (RELATIVE_TOLERANCE)
     min_detection_map50: float | None = None
+    min_mask_miou: float | None = None
     seed: int = 0
 
 
@@ -69,6 +74,7 @@ DEFAULT_PARITY = ParityConfig()
 PARITY_RULES: Registry[ParityRule] = Registry("parity rule")
 PARITY_RULES.register(Task.CLASSIFY.value, "edgevision.export.parity:CLASSIFY_RULE")
 PARITY_RULES.register(Task.DETECT.value, "edgevision.export.parity_detect:DETECT_RULE")
+PARITY_RULES.register(Task.SEGMENT.value, "edgevision.export.parity_segment:SEGMENT_RULE")
 
 
 def check_parity(
@@ -196,7 +202,7 @@ def _module_source(module: Any, bundle: Bundle) -> ModelSource:
     manifest = bundle.manifest
     return ModuleSource(
         module, name=manifest.name, labels=list(manifest.labels), preprocess=manifest.preprocess,
-        task=manifest.task, detection=manifest.detection,
+        task=manifest.task, detection=manifest.detection, segmentation=manifest.segmentation,
     )
 
 

@@ -29,11 +29,20 @@ from .._optional import require
 from .._quiet import native_stderr_captured
 from ..errors import ConfigError, ExportError
 from ..model import TrainedModel
-from ..types import Layout, Precision
+from ..types import Layout, Precision, Task
 from .base import ExportArtifact, package_version
 
 PRECISIONS = frozenset({Precision.FP32, Precision.FP16})
 MODEL_FILE = "model.tflite"
+
+#: What to use instead, for operators segmentation heads use that litert-torch cannot lower (checked with
+#: litert-torch 0.10: AdaptiveAvgPool2d at any size, bilinear resize with align_corners True or False and bicubic
+#: resize all convert; these do not).
+OPERATOR_HINTS = {
+    "aten.adaptive_max_pool2d": "nn.AdaptiveMaxPool2d: at the bundle's fixed input size use nn.MaxPool2d with "
+    "kernel_size = stride = feature size / pooled size",
+    "aten._upsample_bilinear2d_aa": "F.interpolate(..., antialias=True): drop antialias (plain bilinear converts)",
+}
 
 #: Converter messages that name an operator it cannot lower (torch-side, then MLIR-side).
 _UNSUPPORTED_OPERATOR_PATTERNS = (
@@ -171,8 +180,10 @@ def unsupported_operators(exc: BaseException) -> list[str]:
 def _conversion_error(exc: BaseException) -> ExportError:
     operators = unsupported_operators(exc)
     if operators:
+        hints = [OPERATOR_HINTS[key] for key in OPERATOR_HINTS if any(op.startswith(key + ".") for op in operators)]
+        instead = f" Instead of {'; instead of '.join(hints)}." if hints else ""
         return ExportError(
-            f"litert-torch cannot convert operator(s) {', '.join(operators)} to TFLite. Rewrite that part of "
+            f"litert-torch cannot convert operator(s) {', '.join(operators)} to TFLite.{instead} Rewrite that part of "
             "the model with common layers, or export to onnx or openvino instead."
         )
     return ExportError(f"litert-torch could not convert the model to TFLite: {_first_line(exc)}")
@@ -189,6 +200,13 @@ def _artifact(path: Path, model: TrainedModel, versions: dict[str, str]) -> Expo
             f"The TFLite model's input is {tuple(input_detail['shape'])}, expected NHWC (1, {height}, {width}, 3). "
             "The model must take one 3-channel image tensor."
         )
+    if getattr(model, "task", Task.CLASSIFY) is Task.SEGMENT:
+        from ..tasks.segment import check_class_scores
+
+        try:  # the input is NHWC; the per-pixel scores must stay (1, classes, h, w) as the manifest says
+            check_class_scores(tuple(output_detail["shape"]), model.num_classes, model.input_size, model="The TFLite model")
+        except ConfigError as exc:
+            raise ExportError(f"{exc} (litert-torch changed the output layout: export to onnx or openvino)") from None
     return ExportArtifact(
         (MODEL_FILE,), input_detail["name"], output_detail["name"], layout=Layout.NHWC, dynamic_batch=False,
         versions=versions,

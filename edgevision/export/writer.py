@@ -16,7 +16,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..bundle import Bundle, DetectionSpec, InputSpec, Manifest, OutputSpec, ParityReport, SourceInfo, write_manifest
+import numpy as np
+
+from ..bundle import (
+    Bundle,
+    DetectionSpec,
+    InputSpec,
+    Manifest,
+    OutputSpec,
+    ParityReport,
+    SegmentationSpec,
+    SourceInfo,
+    write_manifest,
+)
 from ..errors import ParityError
 from ..source import ModelSource, ReferenceOutputs
 from ..types import Format, Precision, Task
@@ -48,11 +60,13 @@ def write_bundle(
     *,
     parity: ParityReport | None = None,
     notes: Mapping[str, str] | None = None,
+    reference: ReferenceOutputs | None = None,
 ) -> Bundle:
     """Write the manifest for the model files already in `directory`; return the (unrenamed) bundle.
 
     `precision` is the file's precision as the manifest records it; `notes` (default: the
-    source's) are the compression history shown to users.
+    source's) are the compression history shown to users. `reference` (the source's cached
+    outputs) spares a segmenter a second forward pass to measure its output size.
     """
     height, width = source.input_size
     batch = -1 if artifact.dynamic_batch else 1
@@ -60,8 +74,9 @@ def write_bundle(
     manifest = Manifest(
         name=source.name, task=source.task, format=fmt, precision=precision, model_files=artifact.model_files,
         input=spec, file_bytes={name: (directory / name).stat().st_size for name in artifact.model_files},
-        outputs=describe_outputs(source, artifact.output_name), num_classes=source.num_classes,
+        outputs=describe_outputs(source, artifact.output_name, reference=reference), num_classes=source.num_classes,
         preprocess=source.preprocess, labels=tuple(source.labels), detection=detection_spec(source, artifact),
+        segmentation=segmentation_spec(source, artifact),
         source=SourceInfo(architecture=source.architecture, sha256=source.weights_sha256(), framework=source.framework),
         versions={"edgevision": package_version("edgevision"), **artifact.versions}, parity=parity,
         compression=dict(source.notes if notes is None else notes),
@@ -89,14 +104,16 @@ def finish_bundle(
     engine_precision = engine_precision or file_precision
     notes = dict(source.notes if notes is None else notes)
     reference = ReferenceOutputs(source)
-    bundle = write_bundle(directory, source, artifact, format, file_precision, notes=notes)
+    bundle = write_bundle(directory, source, artifact, format, file_precision, notes=notes, reference=reference)
     if checks.accuracy is not None:
         notes["accuracy"] = checks.accuracy(bundle, reference)
     report = check_parity(
         source, bundle, checks.parity, precision=engine_precision, runtime=checks.runtime,
         options=checks.runtime_options, reference=reference,
     )
-    bundle = write_bundle(directory, source, artifact, format, file_precision, notes=notes, parity=report)
+    bundle = write_bundle(
+        directory, source, artifact, format, file_precision, notes=notes, parity=report, reference=reference
+    )
     if not report.passed:
         raise ParityError(
             f"{format.value} {engine_precision.value} bundle failed parity: {describe_failure(report)}. "
@@ -105,8 +122,16 @@ def finish_bundle(
     return bundle
 
 
-def describe_outputs(source: ModelSource, output_name: str) -> tuple[OutputSpec, ...]:
-    """The manifest's `outputs` for the source's task (one tensor for classify and detect)."""
+def describe_outputs(
+    source: ModelSource, output_name: str, *, reference: ReferenceOutputs | None = None
+) -> tuple[OutputSpec, ...]:
+    """The manifest's `outputs` for the source's task (one tensor for every task).
+
+    A segmenter's h×w is measured: one blank image through the source (`reference` when given).
+    """
+    if source.task is Task.SEGMENT:
+        height, width = segmentation_output_size(source, reference=reference)
+        return (OutputSpec(name=output_name, shape=(-1, source.num_classes, height, width), meaning="class_scores"),)
     if source.task is Task.DETECT:
         height, width = source.input_size
         strides = source.detection.strides if source.detection is not None else ()
@@ -122,4 +147,28 @@ def detection_spec(source: ModelSource, artifact: ExportArtifact) -> DetectionSp
     return source.detection.model_copy(update={"output": artifact.output_name})
 
 
-__all__ = ["AccuracyCheck", "BundleChecks", "describe_outputs", "detection_spec", "finish_bundle", "write_bundle"]
+def segmentation_spec(source: ModelSource, artifact: ExportArtifact) -> SegmentationSpec | None:
+    """The source's per-pixel decoding spec, pointed at the output name the exporter gave the scores."""
+    if source.segmentation is None:
+        return None
+    return source.segmentation.model_copy(update={"output": artifact.output_name})
+
+
+def segmentation_output_size(source: ModelSource, *, reference: ReferenceOutputs | None = None) -> tuple[int, int]:
+    """(h, w) of the segmenter's per-pixel scores: one blank image through the source, checked against the contract.
+
+    Raises ConfigError (what the output is, and the fix) when it is not (1, classes, h, w) with h×w the input
+    size or a whole stride of it: `export` calls this before converting, so a wrong model fails in a second.
+    """
+    from ..tasks.segment import check_class_scores
+
+    height, width = source.input_size
+    blank = np.zeros((1, 3, height, width), dtype=np.float32)
+    scores = (reference or source.reference_outputs)(blank)
+    return check_class_scores(np.shape(scores), source.num_classes, (height, width), model=source.name)
+
+
+__all__ = [
+    "AccuracyCheck", "BundleChecks", "describe_outputs", "detection_spec", "finish_bundle", "segmentation_output_size",
+    "segmentation_spec", "write_bundle",
+]

@@ -156,13 +156,60 @@ def model_input_ids(raw: np.ndarray, spec: SegmentationSpec, input_size: tuple[i
     ids = ids.astype(np.uint8 if classes <= 256 else np.int32)
     height, width = input_size
     if ids.shape != (height, width):
-        if height % ids.shape[0] or width % ids.shape[1] or height // ids.shape[0] != width // ids.shape[1]:
-            raise ConfigError(
-                f"Segmentation output {ids.shape[0]}×{ids.shape[1]} is not the model input {height}×{width} "
-                "divided by one whole stride; export the model with its output at the input's size or a stride of it."
-            )
+        output_stride(ids.shape, input_size)
         if ids.dtype != np.uint8:  # OpenCV's nearest resize takes 8/16-bit and float; class ids > 255 as float
             ids = cv2.resize(ids.astype(np.float32), (width, height), interpolation=cv2.INTER_NEAREST).astype(np.int32)
         else:
             ids = cv2.resize(ids, (width, height), interpolation=cv2.INTER_NEAREST)
     return ids
+
+
+def output_stride(output_size: Sequence[int], input_size: Sequence[int]) -> int:
+    """The one whole stride that takes the model input (h, w) to the output (h, w); a ConfigError otherwise."""
+    (out_h, out_w), (height, width) = tuple(output_size), tuple(input_size)
+    if out_h < 1 or out_w < 1 or height % out_h or width % out_w or height // out_h != width // out_w:
+        raise ConfigError(
+            f"Segmentation output {out_h}×{out_w} is not the model input {height}×{width} "
+            "divided by one whole stride; export the model with its output at the input's size or a stride of it."
+        )
+    return height // out_h
+
+
+def check_class_scores(shape: Sequence[int], classes: int, input_size: tuple[int, int], *, model: str) -> tuple[int, int]:
+    """(h, w) of a segmenter's raw output of `shape` for ONE image, or a ConfigError saying what is wrong and the fix.
+
+    The contract (`SegmentationLayout.CLASS_SCORES`): (1, classes, h, w), one score per label per pixel, h×w the
+    model input's size or an integer stride of it. `model` names the model in the message.
+    """
+    shape = tuple(int(d) for d in shape)
+    expected = f"(1, {classes}, h, w): one score per label ({classes} labels) per pixel"
+    if len(shape) == 2:
+        raise ConfigError(
+            f"{model} outputs shape {shape} for one image, which looks like a classifier's logits; a segmenter outputs "
+            f"{expected}. Use task classify for a classifier."
+        )
+    if len(shape) == 3 and shape[0] == 1:
+        try:
+            output_stride(shape[1:], input_size)
+        except ConfigError:
+            raise ConfigError(
+                f"{model} outputs shape {shape} for one image, which looks like a detector's raw head (1, 4 + classes, "
+                f"candidates); a segmenter outputs {expected}. Use task detect for a detector."
+            ) from None
+        raise ConfigError(
+            f"{model} outputs shape {shape} for one image, which looks like class ids (an argmax inside the graph); "
+            f"parity and accuracy compare per-class scores: re-export it without the argmax, outputting {expected}."
+        )
+    if len(shape) == 4 and shape[0] == 1 and shape[3] == classes and shape[1] != classes:
+        raise ConfigError(
+            f"{model} outputs shape {shape} for one image: channels last; a segmenter outputs {expected}, "
+            "classes along axis 1. Re-export it without the final transpose."
+        )
+    if len(shape) != 4 or shape[0] != 1 or shape[1] != classes:
+        found = f" ({shape[1]} classes)" if len(shape) == 4 else ""
+        raise ConfigError(
+            f"{model} outputs shape {shape}{found} for one image; a segmenter outputs {expected}. Check the labels "
+            "(one per output channel, in order) or the task."
+        )
+    output_stride(shape[2:], input_size)
+    return shape[2], shape[3]

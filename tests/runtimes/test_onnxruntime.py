@@ -6,6 +6,7 @@ pytest.importorskip("onnxruntime")
 
 from tests.runtimes.contract import RuntimeContract  # noqa: E402
 from tests.runtimes.detect_contract import DetectRuntimeContract  # noqa: E402
+from tests.runtimes.segment_contract import SegmentRuntimeContract  # noqa: E402
 
 
 class TestONNXRuntimeFP32(RuntimeContract):
@@ -61,6 +62,17 @@ class TestONNXRuntimeDetectFP32(DetectRuntimeContract):
 
 
 class TestONNXRuntimeDetectFP16(DetectRuntimeContract):
+    runtime_name = "onnxruntime"
+    format = "onnx"
+    precision = "fp16"
+
+
+class TestONNXRuntimeSegmentFP32(SegmentRuntimeContract):
+    runtime_name = "onnxruntime"
+    format = "onnx"
+
+
+class TestONNXRuntimeSegmentFP16(SegmentRuntimeContract):
     runtime_name = "onnxruntime"
     format = "onnx"
     precision = "fp16"

@@ -13,6 +13,7 @@ from edgevision.runtimes import load_runtime
 
 from .contract import RuntimeContract
 from .detect_contract import DetectRuntimeContract
+from .segment_contract import SegmentRuntimeContract
 
 ov = pytest.importorskip("openvino")
 
@@ -212,6 +213,17 @@ class TestOpenVINODetectFP32(DetectRuntimeContract):
 
 
 class TestOpenVINODetectFP16(DetectRuntimeContract):
+    runtime_name = "openvino"
+    format = "openvino"
+    precision = "fp16"
+
+
+class TestOpenVINOSegmentFP32(SegmentRuntimeContract):
+    runtime_name = "openvino"
+    format = "openvino"
+
+
+class TestOpenVINOSegmentFP16(SegmentRuntimeContract):
     runtime_name = "openvino"
     format = "openvino"
     precision = "fp16"

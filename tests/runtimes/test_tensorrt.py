@@ -29,6 +29,7 @@ from edgevision.runtimes.tensorrt_calibration import CALIBRATION_CACHE, EntropyC
 from edgevision.types import Precision
 
 from .contract import RuntimeContract
+from .segment_contract import SegmentRuntimeContract
 
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 NO_TENSORRT = "TensorRT is not installable on this machine (no NVIDIA index, no GPU); runs on a Jetson"
@@ -355,3 +356,20 @@ class TestTensorRTContract(RuntimeContract):
 class TestTensorRTFP16Contract(TestTensorRTContract):
     precision = "fp16"
     min_agreement = 0.99
+
+
+@pytest.mark.skipif(not HAS_TENSORRT, reason=NO_TENSORRT)
+class TestTensorRTSegment(SegmentRuntimeContract):
+    """A segment bundle (ONNX) built into a TensorRT engine: mask parity through TensorRT, the painted masks back."""
+
+    runtime_name = "tensorrt"
+    format = "onnx"
+
+    @pytest.fixture(scope="class")
+    def bundle(self, painted, tmp_path_factory):
+        pytest.importorskip("tensorrt", reason=NO_TENSORRT)
+        from edgevision.export import ParityConfig, export
+        from tests.runtimes.block_segmenter import block_segmenter_model
+
+        out = tmp_path_factory.mktemp("tensorrt-segment") / "bundle"
+        return export(block_segmenter_model(), out, format="onnx", parity=ParityConfig(data=painted), runtime="tensorrt")

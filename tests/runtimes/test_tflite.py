@@ -17,6 +17,7 @@ from edgevision.types import Layout  # noqa: E402
 from tests.blocking import run_blocked  # noqa: E402
 from tests.runtimes.contract import RuntimeContract  # noqa: E402
 from tests.runtimes.detect_contract import DetectRuntimeContract  # noqa: E402
+from tests.runtimes.segment_contract import SegmentRuntimeContract  # noqa: E402
 
 
 def _plain_interpreter(path):  # noqa: ANN001, ANN202 - the file as LiteRT sees it, no delegate rewriting
@@ -168,3 +169,14 @@ def test_int8_needs_nchw_calibration_batches(trained_model, tmp_path):
 class TestTFLiteDetectFP32(DetectRuntimeContract):
     runtime_name = "tflite"
     format = "tflite"
+
+
+class TestTFLiteSegmentFP32(SegmentRuntimeContract):
+    runtime_name = "tflite"
+    format = "tflite"
+
+
+class TestTFLiteSegmentFP16(SegmentRuntimeContract):
+    runtime_name = "tflite"
+    format = "tflite"
+    precision = "fp16"

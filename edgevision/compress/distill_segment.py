@@ -100,13 +100,7 @@ class SegmentationData:
 
 
 def _open(kind: Any, path: str | Path, model: TrainedModel, ignore: int) -> Any:
-    folder = kind.open(path, ignore_index=ignore)
-    if tuple(folder.labels) != tuple(model.labels):
-        raise ConfigError(
-            f"{path}/labels.txt lists {list(folder.labels)} but {model.name} was trained on {list(model.labels)}; "
-            "mask ids must mean the same classes. Pass the data set the model was trained on."
-        )
-    return folder
+    return kind.open(path, labels=model.labels, ignore_index=ignore)
 
 
 def fit_segmenter(

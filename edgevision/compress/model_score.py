@@ -32,7 +32,7 @@ def score_model(model: TrainedModel, split: Path) -> ModelScore:
         from ..data.masks import MaskFolder
         from ..train_segment import evaluate_segmenter
 
-        folder = MaskFolder.open(split, ignore_index=model.segmentation.ignore_index)
+        folder = MaskFolder.open(split, labels=model.labels, ignore_index=model.segmentation.ignore_index)
         metrics = evaluate_segmenter(model.module, folder, model.preprocess, model.segmentation)
         return ModelScore(PRIMARY_METRIC[Task.SEGMENT], metrics.miou, {"pixel accuracy": metrics.pixel_accuracy})
     if model.task is Task.DETECT:

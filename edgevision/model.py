@@ -158,7 +158,10 @@ def load_checkpoint_payload(path: str | Path) -> dict:
 
 #: Architectures edgevision builds itself (not torchvision's classifiers): name → "module:function".
 #: The function takes (num_classes=..., input_size=(h, w)) and returns the deployable module.
-CUSTOM_ARCHITECTURES: dict[str, str] = {"fcos_digits": "edgevision.detectors:build_fcos_detector"}
+CUSTOM_ARCHITECTURES: dict[str, str] = {
+    "fcos_digits": "edgevision.detectors:build_fcos_detector",
+    "lraspp_digits": "edgevision.segmenters:build_lraspp_segmenter",
+}
 
 
 def build_architecture(name: str, *, num_classes: int, input_size: tuple[int, int] | None = None) -> Any:

@@ -90,12 +90,24 @@ def is_coco_split(path: Path) -> bool:
     return (path.is_dir() and (path / "annotations.json").is_file()) or (path.is_file() and path.suffix == ".json")
 
 
+def is_mask_split(path: Path) -> bool:
+    """A segmentation split: images/, masks/ and labels.txt (`edgevision.data.masks`)."""
+    from ..data.masks import IMAGES, LABELS_FILE, MASKS
+
+    return path.is_dir() and (path / IMAGES).is_dir() and (path / MASKS).is_dir() and (path / LABELS_FILE).is_file()
+
+
 def open_calibration_images(path: Path) -> Any:
-    """An ImageFolder or a CocoDetections (both iterate (BGR image, label/target) and take subset(n, seed=))."""
+    """An ImageFolder, a CocoDetections or a MaskFolder (each iterates (BGR image, label/target/mask) and takes
+    subset(n, seed=)). A split with both boxes and masks (edgevision's generated one) calibrates the same either way."""
     if is_coco_split(path):
         from ..data.coco import CocoDetections
 
         return CocoDetections.open(path, check_images=False)
+    if is_mask_split(path):
+        from ..data.masks import MaskFolder
+
+        return MaskFolder.open(path)
     return ImageFolder.open(path)
 
 
@@ -199,5 +211,5 @@ def tensorrt_calibrator(
 
 __all__ = [
     "RECOMMENDED_IMAGES", "CalibrationBatches", "CalibrationConfig", "CalibrationSet", "FewCalibrationImagesWarning",
-    "OrtCalibrationReader", "is_coco_split", "nncf_dataset", "open_calibration_images", "ort_calibration_reader", "tensorrt_calibrator",
+    "OrtCalibrationReader", "is_coco_split", "is_mask_split", "nncf_dataset", "open_calibration_images", "ort_calibration_reader", "tensorrt_calibrator",
 ]

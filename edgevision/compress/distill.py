@@ -130,13 +130,19 @@ def distill(
     ranks train one model together (see `fit`); rank 0's result is the one to keep.
     """
     torch = require("torch", extra="compress", what="PyTorch")
-    if Task.DETECT in (student.task, teacher.task):
+    if student.task is not teacher.task:
+        raise ConfigError(f"Student ({student.task.value}) and teacher ({teacher.task.value}) must do the same task to "
+                          "distill.")
+    if student.task is Task.DETECT:
         from .distill_detect import distill_detector
 
-        if student.task is not teacher.task:
-            raise ConfigError("Student and teacher must both be detectors (or both classifiers) to distill.")
         return distill_detector(student, teacher, train_data=train_data, val_data=val_data, config=config,
                                 on_epoch=on_epoch, checkpoint=checkpoint)
+    if student.task is Task.SEGMENT:
+        from .distill_segment import distill_segmenter
+
+        return distill_segmenter(student, teacher, train_data=train_data, val_data=val_data, config=config,
+                                 on_epoch=on_epoch, checkpoint=checkpoint)
     from .trainees import ClassifierDistillation, LabelLoss
 
     _check_pair(student, teacher)

@@ -37,7 +37,8 @@ def check_max_drop(max_accuracy_drop: float | None) -> None:
         return
     if not (math.isfinite(max_accuracy_drop) and 0.0 <= max_accuracy_drop < 1.0):
         raise ConfigError(
-            "max_accuracy_drop is an absolute fraction in [0, 1) of top-1 (classifiers) or mAP50-95 (detectors): "
+            "max_accuracy_drop is an absolute fraction in [0, 1) of top-1 (classifiers), mAP50-95 (detectors) or mIoU "
+            "(segmenters): "
             f"0.015 = 1.5 points, got {max_accuracy_drop}."
         )
 
@@ -57,8 +58,8 @@ class AccuracyReport:
     engine: str
     data: str
     metric: str = "top-1"
-    #: Secondary figures (a detector's mAP50: original, compressed), shown in the summary.
-    map50: tuple[float, float] | None = None
+    #: A secondary figure shown in the summary: (name, original, compressed), e.g. a detector's mAP50.
+    secondary: tuple[str, float, float] | None = None
 
     def __post_init__(self) -> None:
         if self.images < 1:
@@ -79,7 +80,8 @@ class AccuracyReport:
 
     def summary(self) -> str:
         if self.metric != "top-1":
-            extra = f", mAP50 {self.map50[0]:.4f} → {self.map50[1]:.4f}" if self.map50 else ""
+            extra = (f", {self.secondary[0]} {self.secondary[1]:.4f} → {self.secondary[2]:.4f}"
+                     if self.secondary else "")
             return (
                 f"{self.metric} {self.original:.4f} → {self.compressed:.4f} (drop {self.drop * 100:.2f} pt, budget "
                 f"{self.max_drop * 100:.2f} pt{extra}) on {self.images} images of {self.data} through {self.engine} "
@@ -114,7 +116,8 @@ def check_accuracy(
 ) -> AccuracyReport:
     """Evaluate `bundle` through its engine and `source` on `validation`; raise if the drop is over budget.
 
-    Classifiers: top-1 on an ImageFolder. Detectors: COCO mAP50-95 on a COCO split (`check_detection_map`).
+    Classifiers: top-1 on an ImageFolder. Detectors: COCO mAP50-95 on a COCO split (`guard_detect`).
+    Segmenters: mIoU on a mask split (images/ + masks/ + labels.txt; `guard_segment`).
     """
     from ..runtimes import load_runtime
 
@@ -135,10 +138,24 @@ def check_accuracy(
                 "max_accuracy_drop."
             )
         return report
+    if bundle.manifest.task is Task.SEGMENT:
+        from .guard_segment import measure_segmentation_miou
+
+        report = measure_segmentation_miou(
+            bundle, reference, validation=Path(validation), max_accuracy_drop=max_accuracy_drop, runtime=runtime,
+            options=options,
+        )
+        if not report.passed:
+            raise AccuracyBudgetError(
+                f"The {what} {bundle.manifest.format.value} segmenter lost too much mIoU: {report.summary()}. "
+                "Nothing was written. Calibrate on more, representative images (the training split), keep the "
+                "class-score layers in float (ignored_scope), or allow a larger max_accuracy_drop."
+            )
+        return report
     if bundle.manifest.task is not Task.CLASSIFY:
         raise ConfigError(
-            f"The accuracy guard measures classifiers (top-1) and detectors (mAP); {bundle.manifest.name} is a "
-            f"{bundle.manifest.task.value} bundle. Drop validation/max_accuracy_drop."
+            f"The accuracy guard measures classifiers (top-1), detectors (mAP) and segmenters (mIoU); "
+            f"{bundle.manifest.name} is a {bundle.manifest.task.value} bundle. Drop validation/max_accuracy_drop."
         )
     folder = ImageFolder.open(validation, labels=bundle.manifest.labels)
     nchw = InputSpec(name="input", shape=(1, 3, *bundle.manifest.preprocess.size))

@@ -50,7 +50,8 @@ def measure_detection_map(
     original, compressed = coco_map(dataset, source_detections), coco_map(dataset, bundle_detections)
     return AccuracyReport(
         original=original.map50_95, compressed=compressed.map50_95, images=len(dataset), max_drop=max_accuracy_drop,
-        engine=engine_name, data=str(validation), metric="mAP50-95", map50=(original.map50, compressed.map50),
+        engine=engine_name, data=str(validation), metric="mAP50-95",
+        secondary=("mAP50", original.map50, compressed.map50),
     )
 
 

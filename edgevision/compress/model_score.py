@@ -1,4 +1,4 @@
-"""The torch model's score on a split, by task: top-1 for a classifier, COCO mAP for a detector.
+"""The torch model's score on a split, by task: top-1 for a classifier, COCO mAP for a detector, mIoU for a segmenter.
 
 Every compression stage (the original, pruned, distilled model) is scored the same way, so the
 accuracy budget and the compress report follow the bundle's task like every other stage does.
@@ -14,7 +14,7 @@ from ..model import TrainedModel
 from ..types import Task
 
 #: The score each task's budget and report use first; the other figures ride along in `extras`.
-PRIMARY_METRIC = {Task.CLASSIFY: "top-1", Task.DETECT: "mAP50-95"}
+PRIMARY_METRIC = {Task.CLASSIFY: "top-1", Task.DETECT: "mAP50-95", Task.SEGMENT: "mIoU"}
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,13 @@ class ModelScore:
 
 def score_model(model: TrainedModel, split: Path) -> ModelScore:
     """Score `model` (torch, in eval mode, the training-side preprocessing) on one split folder."""
+    if model.task is Task.SEGMENT:
+        from ..data.masks import MaskFolder
+        from ..train_segment import evaluate_segmenter
+
+        folder = MaskFolder.open(split, labels=model.labels, ignore_index=model.segmentation.ignore_index)
+        metrics = evaluate_segmenter(model.module, folder, model.preprocess, model.segmentation)
+        return ModelScore(PRIMARY_METRIC[Task.SEGMENT], metrics.miou, {"pixel accuracy": metrics.pixel_accuracy})
     if model.task is Task.DETECT:
         from ..data.coco import CocoDetections
         from ..train_detect import evaluate_detector

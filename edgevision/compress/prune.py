@@ -42,6 +42,7 @@ from ..model import TrainedModel
 from ..train import evaluate_torch
 from ..types import Task
 from .measure import LatencyConfig, ModelStats, count_macs_params, measure
+from .model_score import PRIMARY_METRIC
 
 #: Called after each pruning step: (step, steps, MACs after / MACs before).
 ProgressCallback = Callable[[int, int, float], None]
@@ -182,7 +183,9 @@ def prune(
     needs_train = config.importance is PruneImportance.TAYLOR or config.finetune_epochs_per_step > 0
     if needs_train and train_data is None:
         why = "Taylor importance" if config.importance is PruneImportance.TAYLOR else "fine-tuning between steps"
-        where = "a COCO split folder (annotations.json + images/)" if detect else "an ImageFolder path (root/<label>/<image>)"
+        where = {Task.DETECT: "a COCO split folder (annotations.json + images/)",
+                 Task.SEGMENT: "a segmentation split folder (images/ + masks/ + labels.txt)"}.get(
+            model.task, "an ImageFolder path (root/<label>/<image>)")
         raise ConfigError(f"{why} needs train_data: pass {where}.")
     started = time.perf_counter()
     torch.manual_seed(config.seed)
@@ -214,14 +217,15 @@ def prune(
     pruned = TrainedModel(
         module=module, labels=list(model.labels), preprocess=model.preprocess,
         architecture=model.architecture, name=model.name, notes=dict(model.notes), task=model.task,
-        detection=model.detection,
+        detection=model.detection, segmentation=model.segmentation,
     )
     scores_after = data.evaluate(module)
     report = PruneReport(
         before=before, after=measure(pruned, latency=config.latency), channel_ratio=keep,
         target_macs_ratio=config.target_macs_ratio, importance=config.importance, steps=config.steps,
         accuracy_before=scores_before[0], accuracy_after=scores_after[0], seconds=time.perf_counter() - started,
-        metric="mAP50-95" if detect else "top-1", map50_before=scores_before[1], map50_after=scores_after[1],
+        metric=PRIMARY_METRIC[model.task], map50_before=scores_before[1] if detect else None,
+        map50_after=scores_after[1] if detect else None,
     )
     pruned.notes["prune"] = f"{report.describe()}; output channels kept whole: {', '.join(kept_names)}"
     return pruned, report
@@ -235,9 +239,15 @@ class _TaskData:
     train_loader: Any | None = None  # classifiers
     val_loader: Any | None = None
     detection: Any | None = None  # detectors: distill_detect.DetectionData
+    segmentation: Any | None = None  # segmenters: distill_segment.SegmentationData
 
     @classmethod
     def open(cls, model: TrainedModel, train_data: Any, val_data: Any, *, config: PruneConfig) -> _TaskData:
+        if model.task is Task.SEGMENT:
+            from .distill_segment import SegmentationData
+
+            return cls(model, segmentation=SegmentationData.open(
+                model, train_data=train_data, val_data=val_data, batch_size=config.batch_size, seed=config.seed))
         if model.task is Task.DETECT:
             from .distill_detect import DetectionData, check_trainable_detector
 
@@ -253,18 +263,30 @@ class _TaskData:
 
     @property
     def has_train(self) -> bool:
-        return self.train_loader is not None or (self.detection is not None and self.detection.train_images is not None)
+        cached = self.detection or self.segmentation
+        return self.train_loader is not None or (cached is not None and cached.train_images is not None)
 
     def train_batches(self) -> Any:
-        return self.detection.batches() if self.detection is not None else self.train_loader
+        cached = self.detection or self.segmentation
+        return cached.batches() if cached is not None else self.train_loader
 
     def loss(self, module: Any) -> Callable[[Any, Any], Any]:
         """The task's label loss as a trainee (a module: (inputs, targets) → loss) around `module`."""
-        from .trainees import DetectorLoss, LabelLoss
+        from .trainees import DetectorLoss, LabelLoss, SegmenterLoss
 
+        if self.segmentation is not None:
+            return SegmenterLoss(module, class_weights=self.segmentation.class_weights,
+                                 ignore_index=self.model.segmentation.ignore_index)
         return DetectorLoss(module) if self.detection is not None else LabelLoss(module)
 
     def fine_tune(self, module: Any, *, epochs: int, learning_rate: float) -> None:
+        if self.segmentation is not None:
+            from ..train_segment import WEIGHT_DECAY
+            from .distill_segment import fit_segmenter
+
+            fit_segmenter(self.loss(module), data=self.segmentation, epochs=epochs, learning_rate=learning_rate,
+                          weight_decay=WEIGHT_DECAY)
+            return
         if self.detection is not None:
             from ..train_detect import WEIGHT_DECAY
             from .distill_detect import fit_detector
@@ -278,7 +300,13 @@ class _TaskData:
                       learning_rate=learning_rate, weight_decay=5e-4)
 
     def evaluate(self, module: Any) -> tuple[float | None, float | None]:
-        """(top-1, None) for a classifier, (mAP50-95, mAP50) for a detector; Nones without val data."""
+        """(top-1, None) for a classifier, (mAP50-95, mAP50) for a detector, (mIoU, pixel accuracy) for a
+        segmenter; Nones without val data."""
+        if self.segmentation is not None:
+            if self.segmentation.val is None:
+                return None, None
+            metrics = self.segmentation.evaluate(module)
+            return metrics.miou, metrics.pixel_accuracy
         if self.detection is not None:
             if self.detection.val is None:
                 return None, None
@@ -348,7 +376,7 @@ def _protected_layers(module: Any, ignored: tuple[str, ...], model: TrainedModel
     for name in ignored:
         if name not in named or not name:
             raise ConfigError(f"ignored layer {name!r} is not a module of the model.{did_you_mean(name, candidates)}")
-    outputs = (prediction_layers(module, model.input_size) if model.task is Task.DETECT
+    outputs = (prediction_layers(module, model.input_size) if model.task in (Task.DETECT, Task.SEGMENT)
                else [classifier_name(module)])
     kept = list(dict.fromkeys((*ignored, *outputs)))
     return [named[name] for name in kept], kept

@@ -162,6 +162,94 @@ class DetectorDistillation(Trainee):
         return total
 
 
+class SegmenterLoss(Trainee):
+    """Plain fine-tuning of a segmenter: class-weighted cross-entropy per pixel, padding ignored."""
+
+    def __init__(self, student: nn.Module, *, class_weights: torch.Tensor | None, ignore_index: int) -> None:
+        super().__init__(student)
+        self.register_buffer("class_weights", class_weights, persistent=False)
+        self.ignore_index = ignore_index
+
+    def forward(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        return functional.cross_entropy(self.student(images), masks, weight=self.class_weights,
+                                        ignore_index=self.ignore_index)
+
+
+class SegmenterDistillation(SegmenterLoss):
+    """``(1 − alpha) · CE + alpha · T² · pixel-wise KL(student/T ‖ teacher/T)`` + ``feature_weight`` ·
+    channel-normalised MSE on the inputs of the class-score layers (see `distill_segment`)."""
+
+    def __init__(self, student: nn.Module, teacher: nn.Module, *, class_weights: torch.Tensor | None,
+                 ignore_index: int, temperature: float, alpha: float, feature_weight: float,
+                 input_size: tuple[int, int]) -> None:
+        from .prune import prediction_layers
+
+        super().__init__(student, class_weights=class_weights, ignore_index=ignore_index)
+        object.__setattr__(self, "_teacher", teacher)
+        teacher.eval()
+        self.temperature, self.alpha, self.feature_weight = temperature, alpha, feature_weight
+        was_training = student.training
+        self.layers = tuple(prediction_layers(student.eval(), input_size)) if feature_weight > 0 else ()
+        student.train(was_training)
+        self._student_maps: dict[str, torch.Tensor] = {}
+        self._teacher_maps: dict[str, torch.Tensor] = {}
+        self._handles = _hook_inputs(student, self.layers, self._student_maps) + \
+            _hook_inputs(teacher, self.layers, self._teacher_maps)
+        adapters = {}
+        if self.layers:
+            with torch.no_grad():
+                probe = torch.zeros(2, 3, *input_size)
+                student.eval()(probe)
+                teacher(probe)
+            student.train(was_training)
+            for name in self.layers:
+                s, t = self._student_maps[name].shape[1], self._teacher_maps[name].shape[1]
+                adapters[_key(name)] = nn.Identity() if s == t else nn.Conv2d(s, t, 1, bias=False)
+        self.adapters = nn.ModuleDict(adapters)
+
+    def forward(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        logits = self.student(images)
+        with torch.no_grad():
+            teacher_logits = self.teacher(images)
+        total = (1.0 - self.alpha) * functional.cross_entropy(logits, masks, weight=self.class_weights,
+                                                             ignore_index=self.ignore_index)
+        if self.alpha > 0:
+            temperature = self.temperature
+            per_pixel = functional.kl_div(
+                functional.log_softmax(logits / temperature, dim=1),
+                functional.log_softmax(teacher_logits / temperature, dim=1), reduction="none", log_target=True,
+            ).sum(dim=1)  # N×H×W
+            if masks.shape[-2:] == per_pixel.shape[-2:]:
+                labelled = (masks != self.ignore_index).float()  # the letterbox padding teaches nothing
+                soft = (per_pixel * labelled).sum() / labelled.sum().clamp(min=1.0)
+            else:
+                soft = per_pixel.mean()
+            total = total + self.alpha * temperature**2 * soft
+        for name in self.layers:
+            mapped = self.adapters[_key(name)](self._student_maps[name])
+            total = total + self.feature_weight / len(self.layers) * functional.mse_loss(
+                _standardise(mapped), _standardise(self._teacher_maps[name]))
+        return total
+
+    def close(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+
+def _hook_inputs(module: nn.Module, layers: tuple[str, ...], store: dict[str, torch.Tensor]) -> list[Any]:
+    """Keep what flows INTO each named layer (the features a class-score layer reads)."""
+    named = dict(module.named_modules())
+    handles = []
+    for name in layers:
+
+        def keep(_module: Any, inputs: Any, name: str = name) -> None:
+            store[name] = inputs[0]
+
+        handles.append(named[name].register_forward_pre_hook(keep))
+    return handles
+
+
 def _standardise(features: torch.Tensor) -> torch.Tensor:
     """Zero mean, unit variance per image and channel over H×W."""
     mean = features.mean(dim=(2, 3), keepdim=True)

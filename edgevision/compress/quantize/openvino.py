@@ -84,7 +84,7 @@ def quantize_openvino(source: Any, directory: Path, *, request: QuantizeRequest)
                         nncf, float_model, calibration, request.accuracy_control, len(request.calibration), ignored,
                         source=source, preset=preset,
                     )
-                    metric = "mAP50-95" if detector else "top-1"
+                    metric = {"detect": "mAP50-95", "segment": "mIoU"}.get(getattr(source, "task", "classify"), "top-1")
                     how = (f"NNCF PTQ INT8 with accuracy control (max {metric} drop "
                            f"{request.accuracy_control.max_drop * 100:.2f} pt)")
                 how += " (mixed preset)" if detector else ""
@@ -117,10 +117,15 @@ def _quantize_with_accuracy_control(
     nncf: Any, model: Any, calibration: Any, control: AccuracyControl, subset_size: int, ignored: Any, *, source: Any,
     preset: Any,
 ) -> Any:
-    """NNCF accuracy control: top-1 on an ImageFolder for classifiers, COCO mAP50-95 for detectors."""
+    """NNCF accuracy control: top-1 on an ImageFolder for classifiers, COCO mAP50-95 for detectors, mIoU on a mask
+    split for segmenters."""
     from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
 
-    if getattr(source, "detection", None) is not None:
+    if getattr(source, "segmentation", None) is not None:
+        from .openvino_segment import segmentation_validation
+
+        validation, validate = segmentation_validation(nncf, source, control.validation)
+    elif getattr(source, "detection", None) is not None:
         from .openvino_detect import detection_validation
 
         validation, validate = detection_validation(nncf, source, control.validation)

@@ -59,7 +59,8 @@ class SegmentationData:
     def open(cls, model: TrainedModel, *, train_data: str | Path | None, val_data: str | Path | None,
              batch_size: int, seed: int) -> SegmentationData:
         from ..data.masks import MaskFolder
-        from ..train_segment import DEFAULT_CLASS_WEIGHT_POWER, cache_images, cache_training_set, class_weights
+        from ..segment_loss import class_weights
+        from ..train_segment import DEFAULT_CLASS_WEIGHT_POWER, cache_images, cache_training_set
 
         check_segmenter(model)
         ignore = model.segmentation.ignore_index

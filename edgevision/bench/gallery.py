@@ -1,4 +1,4 @@
-"""A picture worth looking at: test images with the ground truth and the boxes each engine found.
+"""A picture worth looking at: test images with the ground truth and the boxes (or masks) each engine found.
 
 Rows are images, columns are "ground truth" then one per bundle; every box is drawn with its label
 (and score for detections), so a wrong box, a missed digit or an engine that disagrees shows at a
@@ -14,7 +14,9 @@ import numpy as np
 
 from .._optional import opencv
 from ..data.coco import CocoDetections
+from ..data.masks import MaskFolder
 from ..tasks.detect import Detections
+from ..tasks.segment import SegmentationMask
 
 cv2 = opencv()
 
@@ -56,8 +58,36 @@ def detection_gallery(
                                scores=detections.scores.tolist())
             cells.append(_titled(drawn, name))
         rows.append(np.hstack(_padded(cells)))
+    return _write(np.vstack(_padded(rows, axis=1)), path)
+
+
+def segmentation_gallery(
+    dataset: MaskFolder, found: dict[str, Sequence[SegmentationMask]], path: Path, *, images: int = 4,
+    background_class: int | None = 0,
+) -> Path:
+    """The same grid for masks: each cell tinted by class (the stream's overlay), ground truth first; the ground
+    truth's unlabelled pixels (`ignore_index`) are drawn as background."""
+    from ..stream.overlay import draw_segmentation
+
+    def drawn(image: np.ndarray, mask: SegmentationMask) -> np.ndarray:
+        canvas = image.copy()
+        draw_segmentation(canvas, mask)
+        return canvas
+
+    rows = []
+    for index in range(min(images, len(dataset))):
+        image, truth = dataset.image(index), dataset.mask(index)
+        if background_class is not None:
+            truth = np.where(truth == dataset.ignore_index, background_class, truth)
+        cells = [_titled(drawn(image, SegmentationMask(truth, dataset.labels, background_class)), "ground truth")]
+        cells += [_titled(drawn(image, per_image[index]), name) for name, per_image in found.items()]
+        rows.append(np.hstack(_padded(cells)))
+    return _write(np.vstack(_padded(rows, axis=1)), path)
+
+
+def _write(grid: np.ndarray, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), np.vstack(_padded(rows, axis=1))):
+    if not cv2.imwrite(str(path), grid):
         raise OSError(f"OpenCV could not write {path}")
     return path
 

@@ -36,11 +36,17 @@ def demo(
     ),
     full: bool = typer.Option(
         False, "--full",
-        help="The detector in every format × precision and compressed for every engine (make demo-full); by default "
-        "FP32 per format and the compressed detector on OpenVINO, to keep the demo near 10 minutes.",
+        help="The detector in every format × precision and compressed for every engine, then segmentation (make "
+        "demo-full); by default FP32 per format and the compressed detector on OpenVINO, to keep the demo near 10 minutes.",
+    ),
+    segment: bool = typer.Option(
+        None, "--segment/--no-segment",
+        help="The segmentation demo: the same photos' masks, a small LR-ASPP segmenter, every engine, compressed "
+        "(default: with --full only; its training alone takes ~7 CPU-minutes).",
     ),
 ) -> None:
-    """Train the digits classifier, export every format × precision, bench all; compress and bench again; then detection."""
+    """Train the digits classifier, export every format × precision, bench all; compress and bench again; then
+    detection; with --full (or --segment) segmentation too."""
     import shutil
 
     from ..bench import BenchConfig, bench
@@ -99,6 +105,16 @@ def demo(
         compress_formats = wanted if full else ([Format.OPENVINO] if Format.OPENVINO in wanted else wanted[:1])
         detection_demo(out, formats=wanted, precisions=detect_precisions, threads=threads, iterations=iterations,
                        compress_formats=compress_formats if compress_detector else [])
+    if full if segment is None else segment:
+        from ..data.detection import make_detection_dataset
+        from .demo_segment import segmentation_demo
+
+        segment_precisions = [p for p in parse_enum_list(Precision, precisions, option="precision")
+                              if p is not Precision.INT8]
+        # the detection demo's images (reused, not rewritten): their masks sit beside the boxes
+        splits = make_detection_dataset(out / "detect" / "data") if detect else None
+        segmentation_demo(out, formats=wanted, precisions=segment_precisions, threads=threads, iterations=iterations,
+                          compress_formats=wanted if compress else [], splits=splits)
 
 
 def _compress(model, out: Path, formats, *, threads: int, iterations: int) -> None:  # noqa: ANN001

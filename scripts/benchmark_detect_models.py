@@ -14,19 +14,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmark_models import BuiltBundles, Log, build_each
+from benchmark_models import BuiltBundles, Log
 from benchmark_task_models import (
+    PARITY_IMAGES,
     CompressPlan,
     PreparedModel,
     TaskModels,
-    build_oneliner,
+    build_task_bundles,
     prepare_model,
+    task_variants,
 )
 
-from edgevision.bundle import Bundle
 from edgevision.data.detection import DetectionSplits
-from edgevision.errors import CompressionError
-from edgevision.export import ParityConfig, export
+from edgevision.export import ParityConfig
 from edgevision.model import TrainedModel
 
 #: The detection section's prepared models (the shared shape).
@@ -48,36 +48,12 @@ class DetectPlan(CompressPlan):
     min_full_speedup_vs_oneliner: float = 2.0  # end to end, paired median
 
 
-@dataclass(frozen=True)
-class DetectVariant:
-    key: str
-    label: str
-    compressed: bool
-    format: str
-    precision: str
-    how: str  # "export" | "oneliner" (nncf.quantize defaults) | "head_float" (edgevision INT8, head in float)
-
-
-VARIANTS = (
-    DetectVariant("eager", "PyTorch eager FP32", False, "torch", "fp32", "export"),
-    DetectVariant("ort_fp32", "ONNX Runtime FP32", False, "onnx", "fp32", "export"),
-    DetectVariant("ov_fp32", "OpenVINO FP32", False, "openvino", "fp32", "export"),
-    DetectVariant("oneliner", "the one-liner: nncf.quantize defaults → OpenVINO INT8", False, "openvino", "int8",
-                  "oneliner"),
-    DetectVariant("hf_openvino", "INT8 head in float → OpenVINO", False, "openvino", "int8", "head_float"),
-    DetectVariant("hf_onnxruntime", "INT8 head in float → ONNX Runtime", False, "onnx", "int8", "head_float"),
-    DetectVariant("hf_tflite", "INT8 head in float → TFLite", False, "tflite", "int8", "head_float"),
-    DetectVariant("full_openvino", "edgevision full → OpenVINO INT8", True, "openvino", "int8", "head_float"),
-    DetectVariant("full_onnxruntime", "edgevision full → ONNX Runtime INT8", True, "onnx", "int8", "head_float"),
-    DetectVariant("full_tflite", "edgevision full → TFLite INT8", True, "tflite", "int8", "head_float"),
-)
+VARIANTS = task_variants("hf", "INT8 head in float")
 FULL_CANDIDATES = tuple(v.key for v in VARIANTS if v.compressed)
 #: INT8 bundles must find this mAP50 of their torch model's own detections on the validation images to be
 #: benchmarked: a check that the graph is intact, low on purpose so a lossy INT8 bundle is measured and its
 #: loss shows in the mAP columns rather than as a missing row.
 INT8_BENCH_MAP50 = 0.5
-#: Validation images each bundle's parity check reads (of 250): bounds the build time.
-PARITY_IMAGES = 100
 
 
 def _train(splits: DetectionSplits, path: Path, epochs: int, seed: int) -> Any:
@@ -111,38 +87,16 @@ def prepare_detector(
 
 
 def build_detect_bundles(prepared: PreparedDetector, out: Path, *, calibration_images: int, log: Log) -> BuiltBundles:
-    """Every variant at the detector's deployment size; a variant that cannot be built is listed with why."""
-    val, train = prepared.splits.val, prepared.splits.train
-    float_parity = ParityConfig(data=val, max_images=PARITY_IMAGES)
-    int8_parity = ParityConfig(data=val, max_images=PARITY_IMAGES, min_detection_map50=INT8_BENCH_MAP50)
-    variants = {v.key: v for v in VARIANTS}
-
-    def build(key: str) -> Bundle:
-        variant = variants[key]
-        model = prepared.compressed if variant.compressed else prepared.original
-        if model is None:
-            raise CompressionError(f"pruning + distillation failed ({prepared.compressed_failure})")
-        if variant.how == "oneliner":
-            return build_oneliner(model, out / key, train=train, images=calibration_images, parity=int8_parity)
-        if variant.how == "head_float":
-            return build_head_float(model, out / key, fmt=variant.format, train=train, images=calibration_images,
-                                    parity=int8_parity)
-        return export(model, out / key, format=variant.format, precision=variant.precision, parity=float_parity,
-                      overwrite=True)
+    """Every variant at the detector's deployment size (edgevision INT8 with the head in float); a variant that
+    cannot be built is listed with why."""
+    val = prepared.splits.val
 
     def describe(report: Any) -> tuple[dict, str]:
         return ({"detection_map50": report.detection_map50, "max_abs_diff": report.max_abs_diff, "data": report.data},
                 (f"mAP50 of the torch model's detections {report.detection_map50:.3f} on "
                  f"{Path(str(report.data).split(' ')[0]).name}"))
 
-    return build_each(list(variants), build, describe, log=log)
-
-
-def build_head_float(model: TrainedModel, path: Path, *, fmt: str, train: Path, images: int,
-                     parity: ParityConfig) -> Bundle:
-    """edgevision's INT8 for a detector: the head (prediction layers + decoding) kept in float."""
-    from edgevision.compress.calibration import CalibrationConfig
-    from edgevision.compress.quantize import quantize
-
-    return quantize(model, path, format=fmt, calibration=CalibrationConfig(data=train, max_images=images),
-                    head="float", parity=parity, overwrite=True)
+    return build_task_bundles(
+        prepared, out, VARIANTS, calibration_images=calibration_images, head="float", describe=describe, log=log,
+        float_parity=ParityConfig(data=val, max_images=PARITY_IMAGES),
+        int8_parity=ParityConfig(data=val, max_images=PARITY_IMAGES, min_detection_map50=INT8_BENCH_MAP50))

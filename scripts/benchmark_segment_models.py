@@ -15,13 +15,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmark_models import BuiltBundles, Log, build_each
-from benchmark_task_models import CompressPlan, PreparedModel, TaskModels, build_oneliner, prepare_model
+from benchmark_models import BuiltBundles, Log
+from benchmark_task_models import (
+    PARITY_IMAGES,
+    CompressPlan,
+    PreparedModel,
+    TaskModels,
+    build_task_bundles,
+    prepare_model,
+    task_variants,
+)
 
-from edgevision.bundle import Bundle
 from edgevision.data.detection import DetectionSplits
-from edgevision.errors import CompressionError
-from edgevision.export import ParityConfig, export
+from edgevision.export import ParityConfig
 from edgevision.model import TrainedModel
 
 
@@ -43,36 +49,12 @@ class SegmentPlan(CompressPlan):
     min_full_speedup_vs_oneliner: float = 2.0  # end to end, paired median
 
 
-@dataclass(frozen=True)
-class SegmentVariant:
-    key: str
-    label: str
-    compressed: bool
-    format: str
-    precision: str
-    how: str  # "export" | "oneliner" (nncf.quantize defaults) | "int8" (edgevision quantize, mIoU-guarded)
-
-
-VARIANTS = (
-    SegmentVariant("eager", "PyTorch eager FP32", False, "torch", "fp32", "export"),
-    SegmentVariant("ort_fp32", "ONNX Runtime FP32", False, "onnx", "fp32", "export"),
-    SegmentVariant("ov_fp32", "OpenVINO FP32", False, "openvino", "fp32", "export"),
-    SegmentVariant("oneliner", "the one-liner: nncf.quantize defaults → OpenVINO INT8", False, "openvino", "int8",
-                   "oneliner"),
-    SegmentVariant("int8_openvino", "edgevision INT8 → OpenVINO", False, "openvino", "int8", "int8"),
-    SegmentVariant("int8_onnxruntime", "edgevision INT8 → ONNX Runtime", False, "onnx", "int8", "int8"),
-    SegmentVariant("int8_tflite", "edgevision INT8 → TFLite", False, "tflite", "int8", "int8"),
-    SegmentVariant("full_openvino", "edgevision full → OpenVINO INT8", True, "openvino", "int8", "int8"),
-    SegmentVariant("full_onnxruntime", "edgevision full → ONNX Runtime INT8", True, "onnx", "int8", "int8"),
-    SegmentVariant("full_tflite", "edgevision full → TFLite INT8", True, "tflite", "int8", "int8"),
-)
+VARIANTS = task_variants("int8", "edgevision INT8")
 FULL_CANDIDATES = tuple(v.key for v in VARIANTS if v.compressed)
 #: INT8 bundles must agree with their torch model's own masks at this mIoU on the validation images to be
 #: benchmarked: a check that the graph is intact, low on purpose (the default INT8 floor is 0.9) so a lossy INT8
 #: bundle is measured and its loss shows in the mIoU columns rather than as a missing row.
 INT8_BENCH_MIOU = 0.5
-#: Validation images each bundle's parity check reads (of 250): bounds the build time.
-PARITY_IMAGES = 100
 
 
 def _train(splits: DetectionSplits, path: Path, epochs: int, seed: int) -> Any:
@@ -106,37 +88,16 @@ def prepare_segmenter(plan: SegmentPlan, *, work: Path, checkpoint: Path | None,
 
 
 def build_segment_bundles(prepared: PreparedModel, out: Path, *, calibration_images: int, log: Log) -> BuiltBundles:
-    """Every variant at the segmenter's deployment size; a variant that cannot be built is listed with why."""
-    val, train = prepared.splits.val, prepared.splits.train
-    float_parity = ParityConfig(data=val, max_images=PARITY_IMAGES)
-    int8_parity = ParityConfig(data=val, max_images=PARITY_IMAGES, min_mask_miou=INT8_BENCH_MIOU)
-    variants = {v.key: v for v in VARIANTS}
-
-    def build(key: str) -> Bundle:
-        variant = variants[key]
-        model = prepared.compressed if variant.compressed else prepared.original
-        if model is None:
-            raise CompressionError(f"pruning + distillation failed ({prepared.compressed_failure})")
-        if variant.how == "oneliner":
-            return build_oneliner(model, out / key, train=train, images=calibration_images, parity=int8_parity)
-        if variant.how == "int8":
-            return build_int8(model, out / key, fmt=variant.format, train=train, images=calibration_images,
-                              parity=int8_parity)
-        return export(model, out / key, format=variant.format, precision=variant.precision, parity=float_parity,
-                      overwrite=True)
+    """Every variant at the segmenter's deployment size (edgevision INT8: every layer quantised, a segmenter has no
+    head to keep in float); a variant that cannot be built is listed with why."""
+    val = prepared.splits.val
 
     def describe(report: Any) -> tuple[dict, str]:
         return ({"mask_miou": report.mask_miou, "max_abs_diff": report.max_abs_diff, "data": report.data},
                 (f"mIoU against the torch model's masks {report.mask_miou:.3f} on "
                  f"{Path(str(report.data).split(' ')[0]).name}"))
 
-    return build_each(list(variants), build, describe, log=log)
-
-
-def build_int8(model: TrainedModel, path: Path, *, fmt: str, train: Path, images: int, parity: ParityConfig) -> Bundle:
-    """edgevision's INT8 for a segmenter: every layer quantised, calibrated on train images, checked on val."""
-    from edgevision.compress.calibration import CalibrationConfig
-    from edgevision.compress.quantize import quantize
-
-    return quantize(model, path, format=fmt, calibration=CalibrationConfig(data=train, max_images=images),
-                    parity=parity, overwrite=True)
+    return build_task_bundles(
+        prepared, out, VARIANTS, calibration_images=calibration_images, head=None, describe=describe, log=log,
+        float_parity=ParityConfig(data=val, max_images=PARITY_IMAGES),
+        int8_parity=ParityConfig(data=val, max_images=PARITY_IMAGES, min_mask_miou=INT8_BENCH_MIOU))

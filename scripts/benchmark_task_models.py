@@ -20,11 +20,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmark_models import Log, _built_now, _provenance, first_line
+from benchmark_models import BuiltBundles, Log, _built_now, _provenance, build_each, first_line
 
 from edgevision.bundle import Bundle, InputSpec, atomic_directory
 from edgevision.data.detection import DetectionSplits, make_detection_dataset
-from edgevision.export import ParityConfig
+from edgevision.errors import CompressionError
+from edgevision.export import ParityConfig, export
 from edgevision.model import TrainedModel
 from edgevision.types import Format, Precision, Task
 
@@ -63,6 +64,40 @@ class TaskModels:
     train: Callable[[DetectionSplits, Path, int, int], Any]
     #: (model, splits) → the torch model's figures on val (which chose the epoch) and test (which chose nothing)
     score: Callable[[TrainedModel, DetectionSplits], dict[str, float]]
+
+
+@dataclass(frozen=True)
+class TaskVariant:
+    """One compared row: which model (original or compressed), which format and precision, made how."""
+
+    key: str
+    label: str
+    compressed: bool
+    format: str
+    precision: str
+    how: str  # "export" | "oneliner" (nncf.quantize defaults) | "int8" (edgevision's quantize)
+
+
+#: (row key suffix, bundle format, name in a label) of the engines every INT8 row is built for.
+ENGINES = (("openvino", "openvino", "OpenVINO"), ("onnxruntime", "onnx", "ONNX Runtime"), ("tflite", "tflite", "TFLite"))
+#: Validation images each bundle's parity check reads (of 250): bounds the build time.
+PARITY_IMAGES = 100
+
+
+def task_variants(int8_key: str, int8_label: str) -> tuple[TaskVariant, ...]:
+    """Every task section's rows: the float engines, the one-liner, the task's edgevision INT8 per engine (row keys
+    `<int8_key>_<engine>`) and edgevision full per engine (`full_<engine>`: the candidates for the best engine)."""
+    return (
+        TaskVariant("eager", "PyTorch eager FP32", False, "torch", "fp32", "export"),
+        TaskVariant("ort_fp32", "ONNX Runtime FP32", False, "onnx", "fp32", "export"),
+        TaskVariant("ov_fp32", "OpenVINO FP32", False, "openvino", "fp32", "export"),
+        TaskVariant("oneliner", "the one-liner: nncf.quantize defaults → OpenVINO INT8", False, "openvino", "int8",
+                    "oneliner"),
+        *(TaskVariant(f"{int8_key}_{engine}", f"{int8_label} → {name}", False, fmt, "int8", "int8")
+          for engine, fmt, name in ENGINES),
+        *(TaskVariant(f"full_{engine}", f"edgevision full → {name} INT8", True, fmt, "int8", "int8")
+          for engine, fmt, name in ENGINES),
+    )
 
 
 @dataclass
@@ -183,6 +218,36 @@ def _compress(plan: CompressPlan, task: TaskModels, prepared: PreparedModel, *, 
     compressed = trained["distill"]
     prepared.compression = {"prune": compressed.notes.get("prune", ""), "distill": compressed.notes.get("distill", "")}
     return compressed
+
+
+def build_task_bundles(prepared: PreparedModel, out: Path, variants: tuple[TaskVariant, ...], *,
+                       calibration_images: int, float_parity: ParityConfig, int8_parity: ParityConfig,
+                       head: str | None, describe: Callable[[Any], tuple[dict, str]], log: Log) -> BuiltBundles:
+    """Every variant at the model's deployment size; a variant that cannot be built is listed with why.
+
+    `head`: edgevision INT8's head policy for a detector ("float"); None for a task without one.
+    """
+    from edgevision.compress.calibration import CalibrationConfig
+    from edgevision.compress.quantize import quantize
+
+    train = prepared.splits.train
+    by_key = {v.key: v for v in variants}
+
+    def build(key: str) -> Bundle:
+        variant = by_key[key]
+        model = prepared.compressed if variant.compressed else prepared.original
+        if model is None:
+            raise CompressionError(f"pruning + distillation failed ({prepared.compressed_failure})")
+        if variant.how == "oneliner":
+            return build_oneliner(model, out / key, train=train, images=calibration_images, parity=int8_parity)
+        if variant.how == "int8":
+            options = {} if head is None else {"head": head}
+            return quantize(model, out / key, format=variant.format, parity=int8_parity, overwrite=True,
+                            calibration=CalibrationConfig(data=train, max_images=calibration_images), **options)
+        return export(model, out / key, format=variant.format, precision=variant.precision, parity=float_parity,
+                      overwrite=True)
+
+    return build_each(list(by_key), build, describe, log=log)
 
 
 def build_oneliner(model: TrainedModel, path: Path, *, train: Path, images: int, parity: ParityConfig) -> Bundle:

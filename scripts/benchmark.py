@@ -1,7 +1,7 @@
 """`make bench`: PyTorch eager vs ONNX Runtime vs OpenVINO vs "export + INT8 PTQ" vs edgevision's full
 pipeline (prune + distil + INT8) for ResNet-18 and MobileNetV3-Small, the same for the demo detector
-(with INT8 head-in-float rows and mAP: scripts/benchmark_detect.py), plus edgevision's runtime vs
-plain OpenVINO, plus stream FPS vs raw engine FPS.
+(with INT8 head-in-float rows and mAP: scripts/benchmark_detect.py) and the demo segmenter (mIoU:
+scripts/benchmark_segment.py), plus edgevision's runtime vs plain OpenVINO, plus stream FPS vs raw engine FPS.
 
 Writes <out>/benchmarks.md and <out>/benchmarks.json. Accuracy is measured through each engine at
 the training size on the digits TEST split (val chose epochs, checkpoints and parity; test chose
@@ -12,6 +12,7 @@ round, and a speed-up is the median of the per-round ratios, reported with its s
     python scripts/benchmark.py --out docs                # what `make bench` runs
     python scripts/benchmark.py --out /tmp/b --quick      # a smoke run: one small model, few rounds
     python scripts/benchmark.py --models detector --out /tmp/b   # the detection section alone
+    python scripts/benchmark.py --models segmenter --out docs --merge   # re-measure one section, keep the rest
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from benchmark_detect import run_detection
 from benchmark_doc import write_markdown
 from benchmark_load import wait_for_quiet
 from benchmark_machine import code_version, describe_machine, engine_versions, openvino_cpu_capabilities
+from benchmark_merge import merge_sections
 from benchmark_models import (
     FULL_CANDIDATES,
     INT8_BENCH_AGREEMENT,
@@ -46,6 +48,7 @@ from benchmark_models import (
     prepare_models,
     run_paired_job,
 )
+from benchmark_segment import run_segmentation
 
 from edgevision.bench import BenchConfig, bench
 from edgevision.bench.paired import RatioStats, pair_key
@@ -67,7 +70,9 @@ PLANS = {
 }
 #: The detection section's name in --models (scripts/benchmark_detect.py).
 DETECTOR = "detector"
-MODEL_NAMES = (*PLANS, DETECTOR)
+#: The segmentation section's name in --models (scripts/benchmark_segment.py).
+SEGMENTER = "segmenter"
+MODEL_NAMES = (*PLANS, DETECTOR, SEGMENTER)
 MAX_FULL_DROP_PT = 1.0
 MAX_PTQ_DROP_PT = 0.5
 #: Before each latency round, wait for other processes to use less than this many cores.
@@ -98,6 +103,11 @@ def parse_args() -> argparse.Namespace:
                         help="a trained demo detector (model.pt) to use instead of training one (needs --detector-data)")
     parser.add_argument("--detector-data", type=Path, default=None,
                         help="the detector's COCO splits (train/ val/ test/); default: generated in --work")
+    parser.add_argument("--segmenter-checkpoint", type=Path, default=None,
+                        help="a trained demo segmenter (model.pt) to use instead of training one (needs --segmenter-data)")
+    parser.add_argument("--segmenter-data", type=Path, default=None,
+                        help="the segmenter's mask splits (train/ val/ test/, each images/ masks/ labels.txt); "
+                        "default: generated in --work")
     parser.add_argument("--train-size", type=int, default=64, help="training (and accuracy) input size")
     parser.add_argument("--threads", type=int, default=2, help="engine threads for every latency row")
     parser.add_argument("--rounds", type=int, default=5, help="paired rounds; speed-ups are the median over rounds")
@@ -112,6 +122,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help=f"smoke run: {QUICK_EPOCHS}-epoch models and "
                         + ", ".join(f"{k}={v}" for k, v in QUICK.items()) + " (options given explicitly win)")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the sections of the benchmarks.json already in --out that this run does not "
+                        "measure (e.g. --models segmenter --merge re-measures that section alone)")
     parser.add_argument("--render-only", action="store_true",
                         help="re-write benchmarks.md from the benchmarks.json already in --out (no measuring)")
     args = parser.parse_args()
@@ -123,6 +136,11 @@ def parse_args() -> argparse.Namespace:
         raise SystemExit("--rounds must be ≥ 1, --iterations ≥ 5 and --threads ≥ 1")
     if args.detector_checkpoint is not None and args.detector_data is None:
         raise SystemExit("--detector-checkpoint needs --detector-data: the splits it was trained on (train/ val/ test/)")
+    if args.segmenter_checkpoint is not None and args.segmenter_data is None:
+        raise SystemExit("--segmenter-checkpoint needs --segmenter-data: the splits it was trained on (train/ val/ test/)")
+    if args.merge and not (args.out / "benchmarks.json").is_file():
+        raise SystemExit(f"--merge keeps the other sections of {args.out / 'benchmarks.json'}, which does not exist: "
+                         "run without --merge first")
     return args
 
 
@@ -148,6 +166,7 @@ def main() -> None:
     digits = make_digits_folder(args.work / "digits", size=args.train_size) if plans else None
     results = [run_model(plan, digits, args) for plan in plans]
     detection = run_detection(args, quiet_cores=QUIET_CORES, log=log) if DETECTOR in names else None
+    segmentation = run_segmentation(args, quiet_cores=QUIET_CORES, log=log) if SEGMENTER in names else None
     stream = None if args.no_stream or not results else run_stream_benchmarks(results, args.work, args.quiet_wait, args.threads)
     machine["load_end"] = [round(v, 2) for v in os.getloadavg()]
     payload = {
@@ -174,9 +193,12 @@ def main() -> None:
         "full_candidates": list(FULL_CANDIDATES),
         "models": results,
         "detection": detection,
+        "segmentation": segmentation,
         "stream": stream,
         "seconds": round(time.perf_counter() - _STARTED, 1),
     }
+    if args.merge:
+        payload = merge_sections(json.loads((args.out / "benchmarks.json").read_text(encoding="utf-8")), payload)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "benchmarks.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     write_markdown(payload, args.out / "benchmarks.md")

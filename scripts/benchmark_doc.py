@@ -10,8 +10,10 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from benchmark_doc_detect import detection_provenance, detection_section
+from benchmark_doc_detect import detection_section
+from benchmark_doc_segment import segmentation_section
 from benchmark_doc_stream import stream_section
+from benchmark_doc_task import section_provenance
 
 MAIN_ROWS = ("eager", "ort_fp32", "ov_fp32", "ov_bf16", "oneliner")
 #: (edgevision row, plain OpenVINO row on the same bundle, what the bundle is)
@@ -42,6 +44,7 @@ def render(payload: dict) -> str:
         for model in payload["models"]:
             lines += _model_section(model, s, labels=labels, full_candidates=candidates)
     lines += detection_section(payload.get("detection"), s)
+    lines += segmentation_section(payload.get("segmentation"), s)
     if payload["models"]:
         lines += _overhead_section(payload["models"], s)
         lines += stream_section(payload.get("stream"), threads=s["threads"], cpus=payload["machine"].get("cpus"),
@@ -49,7 +52,9 @@ def render(payload: dict) -> str:
     lines += [
         "## Reproduce", "",
         "```", "make bench            # = .venv/bin/python scripts/benchmark.py --out docs",
-        "python scripts/benchmark.py --models detector --out docs   # the detection section alone", "```", "",
+        "python scripts/benchmark.py --models detector --out docs   # the detection section alone",
+        "python scripts/benchmark.py --models segmenter --out docs --merge   # re-measure one section, keep the rest",
+        "```", "",
         ("Trained and distilled models are cached in `runs/bench/models` with the commit that built them "
          "(`--fresh` retrains); bundles are rebuilt every run. `python scripts/benchmark.py --help` lists the "
          "knobs (rounds, iterations, threads, models, `--quick`)."),
@@ -82,13 +87,19 @@ def header(payload: dict) -> list[str]:
     for model in payload["models"]:
         lines.append(f"- **{model['title']} models:** " + "; ".join(
             _provenance(name, item) for name, item in (model.get("provenance") or {}).items()))
-    return lines + detection_provenance(payload.get("detection"))
+    lines += section_provenance(payload.get("detection")) + section_provenance(payload.get("segmentation"))
+    for merged in payload.get("merged", []):
+        code = str((merged.get("code_version") or {}).get("commit", "unknown"))
+        lines.append(f"- **Merged (`--merge`):** the {' and '.join(merged['sections'])} section(s) were measured on "
+                     f"{merged['date']} by `{merged['command']}` (commit `{code}`"
+                     f"{', a --quick smoke run' if merged.get('quick') else ''}) and replaced the first run's")
+    return lines
 
 
 def load_note(payload: dict) -> list[str]:
     """How busy the machine was while rows were timed, from the per-round CPU readings."""
     cpus = payload["machine"].get("cpus")
-    sections = [*payload["models"], *([payload["detection"]] if payload.get("detection") else [])]
+    sections = [*payload["models"], *(payload[k] for k in ("detection", "segmentation") if payload.get(k))]
     readings = [r["others_cores"] for model in sections for r in model.get("rounds", [])
                 if r.get("others_cores") is not None]
     if not readings:

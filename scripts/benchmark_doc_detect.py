@@ -1,51 +1,23 @@
 """The detection part of docs/benchmarks.md, from the payload's "detection" entry (scripts/benchmark_detect.py).
 
 Every number, verdict and limit is computed from the payload; the prose only says how they were taken.
+The tables are benchmark_doc_task's, shared with the segmentation section.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from benchmark_doc_task import REFERENCE, TaskDoc, closing_notes, fixed_cost_notes, section_provenance, task_section
 
-#: Rows of the main table, in order; the fastest full-pipeline engine follows them.
-MAIN_ROWS = ("eager", "ort_fp32", "ov_fp32", "oneliner", "hf_openvino", "hf_onnxruntime", "hf_tflite")
-REFERENCE, E2E = "oneliner", "@e2e"
+DETECTION = TaskDoc(
+    metric="map50_95", name="mAP50-95", short="mAP", second="map50", second_name="mAP50", noun="detector",
+    full="prune + KD + INT8 head-float", int8="INT8 head-float",
+    main_rows=("eager", "ort_fp32", "ov_fp32", "oneliner", "hf_openvino", "hf_onnxruntime", "hf_tflite"),
+)
 
 
 def detection_section(found: dict | None, settings: dict) -> list[str]:
     """The detection table, the engine choice for the full pipeline, targets and what limits them."""
-    if not found:
-        return []
-    rows, labels, best = found["rows"], found["labels"], found["best_engine"]
-    height, width = found["input_size"]
-    lines = [f"## {found['title']}", "", *method(found, settings), "",
-             ("| | engine (computes in) | inference p50 ms | p90 ms | post ms | end to end p50 ms | size MB | GMACs "
-              "| mAP50-95 | mAP50 | Δ mAP50-95 pt | × one-liner e2e | × one-liner inference |"),
-             "|" + "---|" * 13]
-    fp32 = rows.get("eager", {}).get("map50_95")
-    shown = [k for k in MAIN_ROWS if k in rows] + ([best] if best else [])
-    for key in shown:
-        label = f"**edgevision full (prune + KD + INT8 head-float) on {rows[key]['runtime']}**" if key == best \
-            else labels[key]
-        lines.append(_row(label, key, rows[key], fp32, found["ratios"]))
-    lines += ["", (f"mAP on the **test split** ({found.get('accuracy_images') or '?'} images), {height}×{width} "
-                   "letterboxed, through the row's engine and edgevision's post-processing; Δ against PyTorch eager "
-                   "FP32. × one-liner: median of the per-round paired ratios of p50 (min–max over rounds), end to "
-                   "end and inference alone."), ""]
-    if found["failures"]:
-        lines += ["Could not be built (so not measured):", ""]
-        lines += [f"- {labels.get(k, k)}: {why}" for k, why in found["failures"].items()] + [""]
-    lines += _candidates(found)
-    lines += ["Targets:", "", "| target | needed | measured | |", "|---|---|---|---|"]
-    for target in found["targets"]:
-        lines.append(f"| {target['name']} | {target['target']} | {target['measured']} | "
-                     f"{'met' if target['met'] else '**MISSED**'} |")
-    compression = "; ".join(f"{k}: {v}" for k, v in found.get("compression", {}).items() if v)
-    if compression:
-        lines += ["", f"Compression: {compression}."]
-    lines += recovery_table(found.get("recovery") or {}, rows.get("eager", {}).get("map50_95"))
-    lines += ["", "What limits it:", ""] + [f"- {note}" for note in limits(found)] + [""]
-    return lines
+    return task_section(found, settings, DETECTION, method=method, limits=limits)
 
 
 def method(found: dict, settings: dict) -> list[str]:
@@ -81,111 +53,17 @@ def method(found: dict, settings: dict) -> list[str]:
     ]
 
 
-def _row(label: str, key: str, row: dict, fp32: float | None, ratios: dict) -> str:
-    found = row.get("map50_95")
-    delta = "—" if found is None or fp32 is None else f"{(found - fp32) * 100:+.2f}"
-    e2e = row.get("end_to_end", {}).get("p50_ms")
-    same = key == REFERENCE
-    return (f"| {label} | {row['runtime']} ({row['engine_precision']}) | {row['p50_ms']:.3f} | {row['p90_ms']:.3f} | "
-            f"{_f(row.get('post_p50_ms'))} | {_f(e2e)} | {row['size_mb']:.2f} | {_gmacs(row.get('macs'))} | "
-            f"{_f(found)} | {_f(row.get('map50'))} | {delta} | "
-            f"{'1.00×' if same else _ratio(ratios, REFERENCE + E2E, key + E2E)} | "
-            f"{'1.00×' if same else _ratio(ratios, REFERENCE, key)} |")
-
-
-def recovery_table(recovery: dict, fp32: float | None) -> list[str]:
-    """Distillation against plain fine-tuning from the same pruned detector on the same budget (torch FP32 mAP)."""
-    if not recovery.get("distill"):
-        return []
-    lines = ["", "Recovery after pruning, the same epochs, batch and schedule (PyTorch FP32; val chose each epoch):", "",
-             "| pruned detector | best epoch | val mAP50-95 | test mAP50-95 | test mAP50 | Δ test mAP50-95 vs FP32 pt |",
-             "|---|---|---|---|---|---|"]
-    for key, label in (("pruned", "after pruning, before recovery"), ("fine-tune", "fine-tuned on labels"),
-                       ("distill", "**distilled from the original**")):
-        found = recovery.get(key)
-        if not found:
-            continue
-        delta = "—" if fp32 is None else f"{(found['test_map50_95'] - fp32) * 100:+.2f}"
-        lines.append(f"| {label} | {found.get('best_epoch', '—')} | {found['val_map50_95']:.3f} | "
-                     f"{found['test_map50_95']:.3f} | {found['test_map50']:.3f} | {delta} |")
-    return lines
-
-
-def _candidates(found: dict) -> list[str]:
-    rows, best, labels = found["rows"], found["best_engine"], found["labels"]
-    candidates = [k for k in found["full_candidates"] if k in rows]
-    if not candidates:
-        return []
-    lines = ["Choosing the engine for the full pipeline (same pruned + distilled weights, INT8 head-float each):", "",
-             "| candidate | inference p50 ms | end to end p50 ms | mAP50-95 | × one-liner e2e | chosen |",
-             "|---|---|---|---|---|---|"]
-    for key in candidates:
-        row = rows[key]
-        lines.append(f"| {labels[key]} | {row['p50_ms']:.3f} | {_f(row.get('end_to_end', {}).get('p50_ms'))} | "
-                     f"{_f(row.get('map50_95'))} | {_ratio(found['ratios'], REFERENCE + E2E, key + E2E)} | "
-                     f"{'**yes**' if key == best else ''} |")
-    return lines + [""]
-
-
 def limits(found: dict) -> list[str]:
     """Plain observations from the rows: where the end-to-end time goes and what bounds each target."""
-    rows, ratios, macs, best = found["rows"], found["ratios"], found["macs"], found["best_engine"]
-    notes = []
-    reference = rows.get(REFERENCE)
-    if reference and reference.get("end_to_end"):
-        e2e, inference = reference["end_to_end"]["p50_ms"], reference["p50_ms"]
-        fixed = max(e2e - inference, 0.0)
-        notes.append(
-            f"The one-liner spends {inference:.2f} of its {e2e:.2f} ms end to end in inference; the other "
-            f"{fixed:.2f} ms (letterbox preprocessing, decode + NMS, the call) do not shrink with the model, so "
-            "no compression of the network alone can make the whole frame more than "
-            f"{e2e / fixed:.1f}× faster than the one-liner." if fixed > 0 else
-            f"The one-liner's end-to-end p50 is {e2e:.2f} ms, its inference p50 {inference:.2f} ms.")
-    if best and macs.get("compressed") and macs.get("original"):
-        gain = ratios.get(f"{REFERENCE}/{best}")
-        cut = macs["original"] / macs["compressed"]
-        text = (f"Pruning cut MACs {cut:.2f}× ({macs['original'] / 1e9:.3f} → {macs['compressed'] / 1e9:.3f} GMACs)")
-        if gain:
-            text += (f"; inference alone is {gain['median']:.2f}× the one-liner's speed (min–max "
-                     f"{gain['min']:.2f}–{gain['max']:.2f}), which includes the float head edgevision keeps and the "
-                     "one-liner quantises")
-        notes.append(text + ".")
-    fp32, oneliner = rows.get("eager", {}).get("map50_95"), (reference or {}).get("map50_95")
+    notes = fixed_cost_notes(found, fixed="letterbox preprocessing, decode + NMS, the call",
+                             kept_float=", which includes the float head edgevision keeps and the one-liner quantises")
+    rows = found["rows"]
+    fp32, oneliner = rows.get("eager", {}).get("map50_95"), rows.get(REFERENCE, {}).get("map50_95")
     if fp32 is not None and oneliner is not None:
         notes.append(f"The one-liner (head quantised) loses {(fp32 - oneliner) * 100:.2f} pt mAP50-95 vs FP32: "
                      "what keeping the head in float is for.")
-    missed = [t for t in found["targets"] if not t["met"]]
-    if missed:
-        notes.append("Missed here: " + "; ".join(f"{t['name']} ({t['measured']}, needed {t['target']})"
-                                                 for t in missed)
-                     + ". These are the figures this configuration measured; nothing was tuned on the test split.")
-    images = found.get("accuracy_images")
-    if images:
-        notes.append(f"mAP is measured once per row on the same {images} test images (no repeats, so no spread "
-                     "is given for it).")
-    return notes
+    return notes + closing_notes(DETECTION, found)
 
 
-def detection_provenance(found: dict | None) -> list[str]:
-    if not found:
-        return []
-    parts = []
-    for name, item in (found.get("provenance") or {}).items():
-        commit = str((item.get("built_by") or {}).get("commit", "unknown"))
-        commit = commit[:12] if len(commit) == 40 else commit
-        parts.append(f"{name} reused from `{Path(item['path']).name}` ({commit})" if item.get("reused")
-                     else f"{name} built in this run")
-    return [f"- **{found['title']} models:** " + "; ".join(parts)] if parts else []
-
-
-def _ratio(ratios: dict, reference: str, candidate: str) -> str:
-    found = ratios.get(f"{reference}/{candidate}")
-    return "—" if found is None else f"{found['median']:.2f}× ({found['min']:.2f}–{found['max']:.2f})"
-
-
-def _f(value: float | None) -> str:
-    return "—" if value is None else f"{value:.3f}"
-
-
-def _gmacs(value: int | None) -> str:
-    return "—" if value is None else f"{value / 1e9:.3f}"
+#: The section's model provenance line for the doc's header.
+detection_provenance = section_provenance

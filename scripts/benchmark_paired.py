@@ -2,9 +2,9 @@
 
 Run by scripts/benchmark.py in a subprocess. Reads a job as JSON (rows: key → bundle path,
 optionally "plain_openvino": true for OpenVINO itself with only the thread count set, or an OpenVINO
-"precision_hint"; for a detector "end_to_end_data": a COCO split, which adds the timer "<key>@e2e":
-decoded test images through letterbox preprocessing + inference + decode and NMS, as a camera feeds a
-device). Every row gets one worker process (this script with --serve) that loads its
+"precision_hint"; for a detector or segmenter "end_to_end_data": its test split, which adds the timer
+"<key>@e2e": decoded test images through letterbox preprocessing + inference + the task's post-processing,
+as a camera feeds a device). Every row gets one worker process (this script with --serve) that loads its
 engine once and then times blocks of calls when told to, so engines never share a process (no
 thread pool, allocator or pinning of one engine touches another, and peak RSS is the row's own),
 while the orchestrator times each compared pair back to back (`edgevision.bench.paired.time_round`).
@@ -142,30 +142,40 @@ def serve(spec: dict) -> None:
     _send({"peak_rss_mb": peak_rss_mb()})
 
 
-#: Test images a detector's end-to-end timer cycles through (decoded once, before timing).
+#: Test images a task model's end-to-end timer cycles through (decoded once, before timing).
 END_TO_END_IMAGES = 32
 
 
 def end_to_end_call(runtime: edgevision.runtimes.Runtime, data: str) -> Callable[[], object]:
-    """One camera frame per call: letterbox preprocessing + inference + decode/NMS at the deployment thresholds.
+    """One camera frame per call: letterbox preprocessing + inference + the task's post-processing (a detector:
+    decode + NMS at the deployment thresholds; a segmenter: argmax, letterbox inverse, resize to the frame).
 
-    The frames are the first END_TO_END_IMAGES of the COCO split, decoded once (decoding a PNG is the
-    camera's cost, not the model's), taken in turn so no call sees a cached result.
+    The frames are the first END_TO_END_IMAGES of the split (COCO or masks), decoded once (decoding a PNG is
+    the camera's cost, not the model's), taken in turn so no call sees a cached result.
     """
-    from edgevision.data.coco import CocoDetections
     from edgevision.preprocess import letterbox_geometry, preprocess_batch
-    from edgevision.tasks.detect import postprocess_batch
 
     manifest = runtime.bundle.manifest
-    dataset = CocoDetections.open(data, labels=manifest.labels)
+    if manifest.task.value == "segment":
+        from edgevision.data.masks import MaskFolder
+        from edgevision.tasks.segment import postprocess_masks as postprocess
+
+        dataset = MaskFolder.open(data, labels=manifest.labels)
+        output = manifest.segmentation.output
+    else:
+        from edgevision.data.coco import CocoDetections
+        from edgevision.tasks.detect import postprocess_batch as postprocess
+
+        dataset = CocoDetections.open(data, labels=manifest.labels)
+        output = manifest.detection.output
     frames = [dataset.image(i) for i in range(min(END_TO_END_IMAGES, len(dataset)))]
-    output, spec = manifest.detection.output, runtime.input_spec
+    spec = runtime.input_spec
     turn = itertools.cycle(frames)
 
     def call() -> object:
         image = next(turn)
         raw = runtime.infer_outputs(preprocess_batch([image], manifest.preprocess, spec))[output]
-        return postprocess_batch(raw, manifest, [letterbox_geometry(*image.shape[:2], manifest.preprocess)])
+        return postprocess(raw, manifest, [letterbox_geometry(*image.shape[:2], manifest.preprocess)])
 
     return call
 

@@ -7,7 +7,9 @@ torch is imported here.
 XNNPACK: LiteRT applies its XNNPACK CPU delegate by default (op resolver ``AUTO``/``BUILTIN``);
 ``TFLiteOptions(xnnpack=False)`` builds the interpreter with
 ``OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES``, i.e. the plain built-in kernels, which is
-slower but useful to rule the delegate out when results look wrong. `threads` is passed as the
+slower but useful to rule the delegate out when results look wrong. When XNNPACK refuses a graph at prepare
+time (it happens to some INT8 graphs), the interpreter falls back to the built-in kernels with an
+`XnnpackFallbackWarning`, and ``engine_config["xnnpack_refused"]`` says why. `threads` is passed as the
 interpreter's ``num_threads`` (used by XNNPACK and the built-in kernels alike).
 
 INT8 models with int8/uint8 input or output tensors are fed and read in float32 like every
@@ -16,6 +18,7 @@ other bundle: inputs are quantised and outputs dequantised with the tensors' sca
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, ClassVar
@@ -34,6 +37,10 @@ INSTALL_HINT = "pip install 'edgevision[tflite]'"
 COMPUTE_OPS = frozenset({
     "CONV_2D", "DEPTHWISE_CONV_2D", "CONV_3D", "TRANSPOSE_CONV", "FULLY_CONNECTED", "BATCH_MATMUL",
 })
+
+
+class XnnpackFallbackWarning(RuntimeWarning):
+    """XNNPACK could not prepare the graph; the interpreter runs on LiteRT's built-in kernels instead."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,15 +71,20 @@ class TFLiteRuntime(Runtime):
     options: TFLiteOptions
 
     def _load(self) -> None:
-        module = import_interpreter()
-        resolver = module.OpResolverType
-        with native_stderr_captured():  # LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate" banner
-            self._interpreter = module.Interpreter(
-                model_path=str(self.bundle.model_path),
-                num_threads=self.options.threads,
-                experimental_op_resolver_type=resolver.AUTO if self.options.xnnpack else resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-            )
-            self._interpreter.allocate_tensors()
+        self.xnnpack_refused: str | None = None
+        try:
+            self._interpreter = self._build(xnnpack=self.options.xnnpack)
+        except RuntimeError as failure:
+            if not self.options.xnnpack or "XNNPACK" not in str(failure):
+                raise
+            # XNNPACK refuses some INT8 graphs at prepare time (e.g. a requantisation scale outside the range its
+            # kernels take); the built-in kernels run them, slower. Said once, and recorded in engine_config.
+            self.xnnpack_refused = " ".join(str(failure).split())[:300]
+            warnings.warn(
+                f"LiteRT's XNNPACK delegate refused {self.bundle.model_path} ({self.xnnpack_refused}); running it on "
+                "the built-in kernels, which are slower. Re-quantising with more calibration images, or with "
+                "scheme='w8a16', may give a graph XNNPACK accepts.", XnnpackFallbackWarning, stacklevel=2)
+            self._interpreter = self._build(xnnpack=False)
         self._input: dict[str, Any] = self._interpreter.get_input_details()[0]
         self._outputs_details: list[dict[str, Any]] = self._interpreter.get_output_details()
         if len(self._outputs_details) != len(self.output_names):
@@ -86,6 +98,18 @@ class TFLiteRuntime(Runtime):
                 f"{self.bundle.model_path} takes input {model_shape} but the manifest says "
                 f"{tuple(self.input_spec.shape)} ({self.input_spec.layout.value}); re-export the bundle."
             )
+
+    def _build(self, *, xnnpack: bool) -> Any:
+        module = import_interpreter()
+        resolver = module.OpResolverType
+        with native_stderr_captured():  # LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate" banner
+            interpreter = module.Interpreter(
+                model_path=str(self.bundle.model_path),
+                num_threads=self.options.threads,
+                experimental_op_resolver_type=resolver.AUTO if xnnpack else resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+            )
+            interpreter.allocate_tensors()
+        return interpreter
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         self._interpreter.set_tensor(self._input["index"], _quantize(batch, self._input))
@@ -120,6 +144,7 @@ class TFLiteRuntime(Runtime):
             "threads": self.options.threads,
             "xnnpack": self.options.xnnpack,
             "xnnpack_applied": self.xnnpack_applied,
+            "xnnpack_refused": self.xnnpack_refused,
             "precision_hint": None,
             "streams": None,
             "spinning": None,

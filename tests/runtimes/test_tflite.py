@@ -53,6 +53,26 @@ class TestTFLiteFP32(RuntimeContract):
             assert not plain.xnnpack_applied
             np.testing.assert_allclose(plain.infer(batch), runtime.infer(batch), rtol=1e-4, atol=1e-4)
 
+    def test_a_graph_xnnpack_refuses_runs_on_the_builtin_kernels_with_a_warning(self, bundle, runtime, monkeypatch):
+        # XNNPACK refuses some INT8 graphs when preparing them; that refusal is injected here, the fallback is real.
+        from edgevision.runtimes.tflite import TFLiteRuntime, XnnpackFallbackWarning
+
+        real_build = TFLiteRuntime._build
+
+        def refusing(self, *, xnnpack):  # noqa: ANN001, ANN202
+            if xnnpack:
+                raise RuntimeError("failed to create XNNPACK runtimeNode number 87 (TfLiteXNNPackDelegate) failed to prepare.")
+            return real_build(self, xnnpack=xnnpack)
+
+        monkeypatch.setattr(TFLiteRuntime, "_build", refusing)
+        batch = self._batch(runtime, 2)
+        with pytest.warns(XnnpackFallbackWarning, match="Node number 87"):
+            fallback = load_runtime(bundle, "tflite", options=TFLiteOptions(threads=1))
+        with fallback:
+            assert not fallback.xnnpack_applied and "failed to prepare" in fallback.engine_config["xnnpack_refused"]
+            np.testing.assert_allclose(fallback.infer(batch), runtime.infer(batch), rtol=1e-4, atol=1e-4)
+        assert runtime.engine_config["xnnpack_refused"] is None
+
     def test_falls_back_to_tflite_runtime(self, bundle, runtime, monkeypatch):
         # A device with only the older wheel: same Interpreter API under `tflite_runtime.interpreter`.
         import ai_edge_litert.interpreter as litert_interpreter

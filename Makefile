@@ -23,7 +23,8 @@ install: $(STAMP)
 demo: install
 	$(VENV)/bin/edgevision demo --out runs/demo
 
-## The same with the detector in every format × precision and compressed for every engine (see README for its time).
+## The same with the detector in every format × precision and compressed for every engine, then segmentation: the
+## LR-ASPP segmenter trained on the detection photos' masks (≈5 min), every engine, compressed (see README for its time).
 demo-full: install
 	$(VENV)/bin/edgevision demo --full --out runs/demo-full
 

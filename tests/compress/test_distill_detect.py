@@ -36,7 +36,7 @@ def test_detector_config_errors(tiny_detector, student, random_model):
     with pytest.raises(ConfigError, match="FPN outputs"):
         distill(student, detector, train_data=splits.train, val_data=splits.val,
                 config=DistillConfig(feature_layers=("fcos.backbone.fpn",)))
-    with pytest.raises(ConfigError, match="both be detectors"):
+    with pytest.raises(ConfigError, match="must do the same task"):
         distill(random_model("mobilenet_v3_small"), detector, train_data=splits.train, val_data=splits.val)
 
 

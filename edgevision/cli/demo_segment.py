@@ -149,7 +149,7 @@ def segmentation_demo(out: Path, *, formats: list[Any], precisions: list[Any], t
                   f"{report.test_pixel_accuracy:.3f} (held out); val chose epoch {report.best_epoch}/{report.epochs} "
                   f"in {report.seconds:.0f} s")
     model = TrainedModel.load(report.checkpoint)
-    jobs = [(Format.TORCH, precisions[0])] + [(f, p) for f in formats for p in precisions]
+    jobs = [(Format.TORCH, Precision.FP32)] + [(f, p) for f in formats for p in precisions]
     bundles = []
     with progress() as bar:
         task = bar.add_task("exporting", total=len(jobs))

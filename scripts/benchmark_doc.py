@@ -92,7 +92,8 @@ def header(payload: dict) -> list[str]:
         code = str((merged.get("code_version") or {}).get("commit", "unknown"))
         lines.append(f"- **Merged (`--merge`):** the {' and '.join(merged['sections'])} section(s) were measured on "
                      f"{merged['date']} by `{merged['command']}` (commit `{code}`"
-                     f"{', a --quick smoke run' if merged.get('quick') else ''}) and replaced the first run's")
+                     f"{', a --quick smoke run' if merged.get('quick') else ''}); every other section is the first run's, "
+                     "described above")
     return lines
 
 

@@ -38,14 +38,13 @@ from .parity import ParityConfig, ParityRule, engine_inputs
 if TYPE_CHECKING:
     from ..data.masks import MaskFolder
 
-#: Least agreement mIoU (export vs source masks) per engine precision. FP32/FP16 as detection's mAP50 bars. INT8's
-#: is measured on the demo segmenter (250 val images, 300 calibration images): OpenVINO INT8 of the pruned + distilled
-#: segmenter agreed at 0.886, ONNX Runtime at 0.916, TFLite INT8 of an earlier unpruned checkpoint at 0.882 (100
-#: calibration images), each within ~2 pt of its
-#: source's val mIoU against the labels. The digits' strokes are 2–4 px wide, so INT8's boundary flips weigh a lot in
-#: an mIoU over eleven classes; 0.85 passes those with a small margin. The accuracy guard (mIoU against the labels,
-#: `max_accuracy_drop`) is what judges INT8's accuracy; this bar only says the engine computes the same masks.
-MIN_MASK_MIOU = {Precision.FP32: 0.99, Precision.FP16: 0.98, Precision.BF16: 0.98, Precision.INT8: 0.85}
+#: Least agreement mIoU (export vs source masks) per engine precision. FP32/FP16 as detection's mAP50 bars. INT8's is
+#: measured on the demo segmenter (val images, 300 calibration images): OpenVINO INT8 agreed at 0.845–0.886 and ONNX
+#: Runtime at 0.916–0.931, while their test mIoU against the labels moved by only 0.2–0.6 pt (docs/benchmarks.md). The
+#: digits' strokes are 2–4 px wide, so INT8's boundary flips weigh a lot in an mIoU over eleven classes; 0.80 passes
+#: those. The accuracy guard (mIoU against the labels, `max_accuracy_drop`) is what judges INT8's accuracy; this bar
+#: only says the engine computes the same masks (a broken TFLite INT8 graph agreed at 0.10).
+MIN_MASK_MIOU = {Precision.FP32: 0.99, Precision.FP16: 0.98, Precision.BF16: 0.98, Precision.INT8: 0.80}
 #: Images per engine call: a segmenter's output is classes × h × w floats per image (21 × 520 × 520 ≈ 23 MB).
 PARITY_BATCH = 8
 #: Without data, each random image is a field of random colours on a grid of this many input pixels, smoothly

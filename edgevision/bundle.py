@@ -163,6 +163,11 @@ class ParityReport(_Strict):
     min_mask_miou: float | None = Field(default=None, ge=0, le=1)
     # segment: how many classes the source's masks held over all inputs (1: a constant model; parity not established)
     mask_classes: int | None = Field(default=None, ge=0)
+    # classify: how far the source's logits move over the inputs (the largest range of any one logit, as a fraction
+    # of the largest |logit|); below MIN_OUTPUT_SPREAD the outputs do not vary and parity is not established
+    output_spread: float | None = Field(default=None, ge=0)
+    # detect: boxes the source model found over all inputs (0: any export that finds none agrees; not established)
+    source_detections: int | None = Field(default=None, ge=0)
 
 
 class SourceInfo(_Strict):
@@ -192,6 +197,8 @@ class Manifest(_Strict):
     versions: dict[str, str] = Field(default_factory=dict)
     parity: ParityReport | None = None
     compression: dict[str, str] = Field(default_factory=dict)  # stage → summary, human readable
+    # how the model file was made when a format has more than one way (OpenVINO: "torch trace", or "onnx" and why)
+    conversion: str | None = None
     created_at: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
     @model_validator(mode="before")

@@ -22,6 +22,7 @@ class ExportArtifact:
     layout: Layout = Layout.NCHW
     dynamic_batch: bool = True
     versions: dict[str, str] = field(default_factory=dict)
+    conversion: str | None = None  # the route taken, where a format has more than one (recorded in the manifest)
 
 
 class Exporter(Protocol):

@@ -1,7 +1,10 @@
 """Export to OpenVINO IR (model.xml + model.bin), FP32, FP16 or BF16, dynamic batch.
 
 The torch module is converted directly (``ov.convert_model`` traces it), which matches the
-torch model to ~1e-6 and needs no ONNX package. FP16 stores the weights as float16 (half the
+torch model to ~1e-6 and needs no ONNX package. Where tracing fails (torchvision's ViT: the
+TorchScript tracer's sanity check sees its graph differ between two runs), the model goes through
+the ONNX exporter instead (`write_fp32_onnx`, the ONNX bundle's own route) and OpenVINO reads
+that; the manifest's ``conversion`` says which route made the IR, and parity checks it alike. FP16 stores the weights as float16 (half the
 .bin) while inputs and outputs stay float32, so device code feeds the same arrays for every
 precision. BF16 stores the weights as float16 too and notes bf16 in the IR's ``rt_info``
 (runtime_options/INFERENCE_PRECISION_HINT) for readers of the file; OpenVINO 2026.4 does not
@@ -31,6 +34,9 @@ BIN_FILE = "model.bin"
 MODEL_FILES = (XML_FILE, BIN_FILE)
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
+#: Manifest `conversion` values: the torch module traced by OpenVINO, or its ONNX export read by OpenVINO.
+TRACE_ROUTE = "torch trace"
+ONNX_ROUTE = "onnx"
 
 
 def export_openvino(model: TrainedModel, directory: Path, *, precision: Precision) -> ExportArtifact:
@@ -48,13 +54,35 @@ def export_openvino(model: TrainedModel, directory: Path, *, precision: Precisio
                 example_input=torch.zeros(1, 3, height, width),
                 input=[ov.PartialShape([-1, 3, height, width])],
             )
+        conversion = TRACE_ROUTE
     except Exception as exc:  # noqa: BLE001 - the converter raises many types
-        raise ExportError(f"OpenVINO could not convert the model: {_first_line(exc)}") from exc
+        ov_model = _convert_through_onnx(model, traced_error=_first_line(exc))
+        conversion = f"{ONNX_ROUTE} (tracing the torch module failed: {_first_line(exc)})"
     for ports, name in ((ov_model.inputs, INPUT_NAME), (ov_model.outputs, output_name_for(model))):
         if len(ports) == 1:  # save_ir rejects any other count with a clear message
             ports[0].get_tensor().set_names({name})
     artifact = save_ir(ov_model, directory, precision=precision)
-    return replace(artifact, versions={**artifact.versions, "torch": torch.__version__})
+    return replace(artifact, versions={**artifact.versions, "torch": torch.__version__}, conversion=conversion)
+
+
+def _convert_through_onnx(model: TrainedModel, *, traced_error: str) -> Any:
+    """The model as an ``ov.Model`` read from its FP32 ONNX export (a temporary file), for graphs tracing refuses."""
+    import tempfile
+
+    ov = require("openvino", extra="openvino", what="OpenVINO")
+    from .onnx import MODEL_FILE, write_fp32_onnx
+
+    with tempfile.TemporaryDirectory(prefix="edgevision-ov-") as scratch:
+        path = Path(scratch) / MODEL_FILE
+        try:
+            write_fp32_onnx(model, path)
+            ov_model = ov.convert_model(str(path))
+        except Exception as exc:  # noqa: BLE001 - both converters raise many types
+            raise ExportError(
+                f"OpenVINO could not convert the model: tracing the torch module failed ({traced_error}) and so did "
+                f"the ONNX route ({_first_line(exc)}). Export to ONNX to see the exporter's complaint."
+            ) from exc
+    return ov_model
 
 
 def convert_onnx_to_openvino(

@@ -3,12 +3,17 @@
 One entry point, `check_parity`, for every task and every source (a torch model or an ONNX
 file, see `edgevision.source`). It dispatches on the bundle's task to a rule in `PARITY_RULES`:
 
-- classify (here): logits within a tolerance per precision, and top-1 agreement on real images
-  from an image folder when given (the ≥ 99.5 % bar), else on seeded random inputs;
+- classify (here): logits within a tolerance per precision, relative to the largest |logit|, and
+  top-1 agreement on real images from an image folder when given (the ≥ 99.5 % bar), else on seeded
+  random inputs;
 - detect (`parity_detect`): the export's detections scored as mAP50 against the source's, on
   the validation split, plus max |Δ| of the raw outputs;
 - segment (`parity_segment`): the export's masks scored as mIoU against the source's, at the
   model input's resolution, on a mask split's images, plus max |Δ| of the raw scores.
+
+A parity whose source outputs do not vary over the inputs proves nothing (a random-init ViT's zeroed
+classifier gives 0 for every logit of every input, and any export "matches" it): every rule reports such
+a check as not established (passed False, with the reason) rather than as a pass.
 
 A new task adds one rule (a module with a `ParityRule`) and one `PARITY_RULES.register` line.
 The result is recorded in the manifest; a failed check is an error: a bundle that disagrees
@@ -33,6 +38,9 @@ from ..types import Layout, Precision, Task
 
 #: Allowed max |logit difference| as a fraction of the largest |logit|, per precision.
 RELATIVE_TOLERANCE = {Precision.FP32: 1e-3, Precision.FP16: 3e-2, Precision.BF16: 3e-2, Precision.INT8: None}
+#: Least range of some logit over the parity inputs, as a fraction of the largest |logit|, for the
+#: outputs to count as varying: below it the source answers (nearly) the same for every input.
+MIN_OUTPUT_SPREAD = 1e-3
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -151,7 +159,8 @@ def compare_logits(
 ) -> ParityReport:
     diff = np.abs(reference.astype(np.float64) - candidate.astype(np.float64))
     agreement = float(np.mean(reference.argmax(1) == candidate.argmax(1)))
-    scale = float(np.max(np.abs(reference))) or 1.0
+    spread = output_spread(reference)
+    scale = float(np.max(np.abs(reference)))
     rel_tol = config.relative_tolerance if config.relative_tolerance is not None else RELATIVE_TOLERANCE[precision]
     close_enough = rel_tol is None or float(diff.max()) <= rel_tol * scale
     # On random inputs near-ties may flip labels; there the logit tolerance is the criterion.
@@ -159,8 +168,22 @@ def compare_logits(
     return ParityReport(
         samples=len(reference), max_abs_diff=float(diff.max()), mean_abs_diff=float(diff.mean()),
         top1_agreement=agreement, min_top1_agreement=config.min_top1_agreement, engine=engine,
-        engine_precision=engine_precision, passed=bool(close_enough and agrees), data=data, task=Task.CLASSIFY,
+        engine_precision=engine_precision, passed=bool(spread >= MIN_OUTPUT_SPREAD and close_enough and agrees),
+        data=data, task=Task.CLASSIFY, output_spread=spread,
     )
+
+
+def output_spread(reference: np.ndarray) -> float:
+    """How far the source's outputs move over the inputs: the largest range of one output value, over the largest |value|.
+
+    0 when every input gets the same outputs (one input, or a constant model such as a random-init
+    classifier whose last layer starts at zero).
+    """
+    values = reference.reshape(len(reference), -1).astype(np.float64)
+    scale = float(np.max(np.abs(values))) if values.size else 0.0
+    if len(values) < 2 or scale == 0.0:
+        return 0.0
+    return float(np.ptp(values, axis=0).max()) / scale
 
 
 def _classify_parity(
@@ -185,6 +208,14 @@ def _classify_parity(
 
 
 def _describe_classify_failure(report: ParityReport) -> str:
+    if report.output_spread is not None and report.output_spread < MIN_OUTPUT_SPREAD:
+        return (
+            f"parity not established: the source model's logits do not vary over the {report.samples} parity inputs "
+            f"(largest range {report.output_spread:.2g} of the largest |logit|, need ≥ {MIN_OUTPUT_SPREAD:g}), so any "
+            f"export matches them ({report.data}, {report.engine}). A random-init model whose classifier starts at zero "
+            "(torchvision's ViT) answers 0 for everything: train it, or initialise its last layer; with a trained "
+            "model, check parity on real images (ParityConfig(data=<an image folder>))"
+        )
     return (
         f"top-1 agreement {report.top1_agreement:.2%} (need ≥ {report.min_top1_agreement:.2%}), "
         f"max |Δlogit| {report.max_abs_diff:.3g} on {report.data} through {report.engine} ({report.engine_precision})"
@@ -207,6 +238,6 @@ def _module_source(module: Any, bundle: Bundle) -> ModelSource:
 
 
 __all__ = [
-    "DEFAULT_PARITY", "PARITY_RULES", "RELATIVE_TOLERANCE", "ParityConfig", "ParityRule", "check_parity", "compare_logits",
-    "describe_failure", "open_parity_data", "sample_inputs",
+    "DEFAULT_PARITY", "MIN_OUTPUT_SPREAD", "PARITY_RULES", "RELATIVE_TOLERANCE", "ParityConfig", "ParityRule", "check_parity", "compare_logits",
+    "describe_failure", "open_parity_data", "output_spread", "sample_inputs",
 ]

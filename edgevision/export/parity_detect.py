@@ -7,6 +7,10 @@ source's detections as ground truth (`edgevision.metrics.detection.agreement_map
 mean |Δ| of the raw outputs are recorded beside it. Below the bar for the engine's precision
 (`MIN_DETECTION_MAP50`) the bundle fails.
 
+A source that finds no box in any input proves nothing (any export that finds none agrees "perfectly",
+`agreement_map50` is 1.0): such a parity is not established (passed False, `source_detections` 0), and
+the error says to check on images that show the model's objects.
+
 The report's `top1_agreement` / `min_top1_agreement` carry the same agreement and bar as
 `detection_map50` / `min_detection_map50`, so `passed` reads the same way for every task and a
 reader that knows only classification reports still shows the number that decided.
@@ -114,13 +118,20 @@ def _detect_parity(
     unit = "images" if config.data is not None else "samples"
     return ParityReport(
         samples=len(sizes), max_abs_diff=max_diff, mean_abs_diff=sum_diff / values, top1_agreement=agreement,
-        min_top1_agreement=bar, engine=engine_name, engine_precision=engine_precision, passed=agreement >= bar,
-        data=f"{origin} ({len(sizes)} {unit}, {found} source detections)", task=Task.DETECT,
-        detection_map50=agreement, min_detection_map50=bar,
+        min_top1_agreement=bar, engine=engine_name, engine_precision=engine_precision,
+        passed=bool(found > 0 and agreement >= bar), data=f"{origin} ({len(sizes)} {unit}, {found} source detections)",
+        task=Task.DETECT, detection_map50=agreement, min_detection_map50=bar, source_detections=found,
     )
 
 
 def _describe_detect_failure(report: ParityReport) -> str:
+    if report.source_detections == 0:
+        return (
+            f"parity not established: the source model found no box above the bundle's score threshold in any of "
+            f"the {report.samples} inputs ({report.data}), so an export that finds none agrees with it and proves "
+            f"nothing ({report.engine}, {report.engine_precision}). Check parity on images that show the model's "
+            "objects (ParityConfig(data=<a COCO split>)); an untrained detector finds nothing anywhere"
+        )
     return (
         f"detection agreement mAP50 {report.detection_map50:.4f} (need ≥ {report.min_detection_map50:.4f}), "
         f"max |Δ raw output| {report.max_abs_diff:.3g} on {report.data} through {report.engine} "

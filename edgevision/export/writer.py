@@ -79,7 +79,7 @@ def write_bundle(
         segmentation=segmentation_spec(source, artifact),
         source=SourceInfo(architecture=source.architecture, sha256=source.weights_sha256(), framework=source.framework),
         versions={"edgevision": package_version("edgevision"), **artifact.versions}, parity=parity,
-        compression=dict(source.notes if notes is None else notes),
+        compression=dict(source.notes if notes is None else notes), conversion=artifact.conversion,
     )
     write_manifest(directory, manifest)
     return Bundle(directory, manifest)

@@ -159,6 +159,7 @@ def load_checkpoint_payload(path: str | Path) -> dict:
 #: Architectures edgevision builds itself (not torchvision's classifiers): name → "module:function".
 #: The function takes (num_classes=..., input_size=(h, w)) and returns the deployable module.
 CUSTOM_ARCHITECTURES: dict[str, str] = {
+    "vit_tiny": "edgevision.transformers:build_vit_tiny",
     "fcos_digits": "edgevision.detectors:build_fcos_detector",
     "lraspp_digits": "edgevision.segmenters:build_lraspp_segmenter",
 }
@@ -182,7 +183,22 @@ def build_architecture(name: str, *, num_classes: int, input_size: tuple[int, in
         raise UnknownNameError(
             f"Unknown architecture {name!r}. Tested: {', '.join(ARCHITECTURES)}.{did_you_mean(name, available)}"
         )
-    return torchvision.models.get_model(name, weights=None, num_classes=num_classes)
+    options: dict[str, Any] = {}
+    if name.startswith("vit_") and input_size is not None:
+        options["image_size"] = _square_vit_size(name, input_size)  # position embeddings are made for one size
+    return torchvision.models.get_model(name, weights=None, num_classes=num_classes, **options)
+
+
+def _square_vit_size(name: str, input_size: tuple[int, int]) -> int:
+    """The ViT's image_size: torchvision's ViT takes square inputs whose side is a whole number of patches."""
+    height, width = input_size
+    patch = int(name.rsplit("_", 1)[-1]) if name.rsplit("_", 1)[-1].isdigit() else 1
+    if height != width or height % patch:
+        raise ConfigError(
+            f"{name} takes square inputs whose side is a multiple of its {patch}-pixel patches; "
+            f"input size {height}×{width} is not. Use e.g. {max(patch, round(height / patch) * patch)} px."
+        )
+    return height
 
 
 def conform_to_state_dict(module: Any, state_dict: dict) -> None:

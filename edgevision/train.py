@@ -81,7 +81,7 @@ def train_classifier(
     )
     val_loader = DataLoader(TorchImageFolder(val_folder, eval_transform(spec)), batch_size=256)
 
-    module = build_architecture(config.architecture, num_classes=len(train_folder.labels))
+    module = build_architecture(config.architecture, num_classes=len(train_folder.labels), input_size=tuple(spec.size))
     _use_fast_batchnorm_momentum(module)
     optimizer = torch.optim.AdamW(module.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(

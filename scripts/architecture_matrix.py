@@ -55,6 +55,7 @@ SIZE = 32
 EPOCHS = 2
 CALIBRATION_IMAGES = 128
 PRUNE_MACS = 0.5
+SHOWN_REASON = 110  # characters of a failure's reason in the table
 README_BEGIN, README_END = "<!-- architectures:begin -->", "<!-- architectures:end -->"
 
 
@@ -67,7 +68,11 @@ class Cell:
 
     @property
     def shown(self) -> str:
-        return f"✔ {self.text}" if self.ok else f"✘ {'unhandled ' if self.unhandled else ''}{self.text}"
+        """For the table: the evidence, or the reason's first sentence (the json keeps it whole)."""
+        if self.ok:
+            return f"✔ {self.text}"
+        reason = self.text.split(". ")[0].removesuffix(".")
+        return f"✘ {'unhandled ' if self.unhandled else ''}{reason[:SHOWN_REASON]}{'…' if len(reason) > SHOWN_REASON else ''}"
 
 
 def run_cell(work: Callable[[], str]) -> Cell:

@@ -16,7 +16,7 @@ import numpy as np
 
 from .._optional import require
 from ..errors import ModelFileError
-from ..types import Format
+from ..types import Format, Precision
 from .base import Runtime, RuntimeOptions
 from .precision import EnginePrecision
 
@@ -67,8 +67,20 @@ class ONNXRuntime(Runtime):
         if optimized_model_filepath is not None:
             session_options.optimized_model_filepath = optimized_model_filepath
         return ort.InferenceSession(
-            str(self.bundle.model_path), sess_options=session_options, providers=list(self.options.providers)
+            str(self.bundle.model_path), sess_options=session_options, providers=list(self.options.providers),
+            disabled_optimizers=list(self._disabled_optimizers()),
         )
+
+    def _disabled_optimizers(self) -> tuple[str, ...]:
+        """ORT graph optimisers known to crash the process on some bundles, turned off for those bundles.
+
+        NchwcTransformer dereferences a null operator on x86-64 when an FP16 graph has
+        Transpose → Cast(fp16→fp32) → MatMul on a dynamic shape (onnxruntime issue #28392): a segfault while the
+        session is created, measured here on ORT 1.32 with torchvision's ViT exported to FP16 (`vit_tiny`). It
+        only re-blocks convolutions for AVX-512/AVX2, and an FP16 graph on a CPU runs its convolutions through
+        casts anyway.
+        """
+        return ("NchwcTransformer",) if self.bundle.manifest.precision is Precision.FP16 else ()
 
     def _read_precision(self) -> EnginePrecision:
         """Load the bundle once more with the same options, keep the optimised graph ORT writes, and read it.

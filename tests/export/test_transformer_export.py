@@ -70,3 +70,18 @@ def test_vit_exports_to_openvino_through_onnx_when_tracing_fails(tmp_path):
 def test_a_traceable_model_keeps_the_trace_route(trained_model, tmp_path):
     bundle = export(trained_model, tmp_path / "ov", format="openvino")
     assert bundle.manifest.conversion == "torch trace"
+
+
+def test_fp16_vit_loads_in_onnx_runtime(tmp_path):
+    """ORT's NchwcTransformer segfaults on this FP16 graph (onnxruntime #28392); the runtime turns it off for FP16."""
+    import torch
+
+    from edgevision.model import build_architecture
+
+    torch.manual_seed(0)
+    module = build_architecture("vit_tiny", num_classes=len(LABELS), input_size=(32, 32))
+    torch.nn.init.normal_(module.heads.head.weight, std=0.5)
+    model = TrainedModel(module=module, labels=LABELS, preprocess=PreprocessSpec(size=(32, 32)), name="vit_tiny",
+                         architecture="vit_tiny")
+    bundle = export(model, tmp_path / "fp16", format="onnx", precision="fp16")
+    assert bundle.manifest.parity.passed

@@ -21,6 +21,16 @@ from .model import TrainedModel, build_architecture
 EpochCallback = Callable[[int, int, float, float], None]
 
 
+def _architecture_training() -> dict[str, dict[str, float]]:
+    from . import transformers
+
+    return {transformers.ARCHITECTURE: transformers.TRAINING}
+
+
+#: Architectures whose demo training differs from the CNN defaults below: name → TrainConfig fields.
+ARCHITECTURE_TRAINING = _architecture_training()
+
+
 @dataclass(frozen=True, kw_only=True)
 class TrainConfig:
     architecture: str = "resnet18"
@@ -31,6 +41,13 @@ class TrainConfig:
     weight_decay: float = 5e-4
     seed: int = 0
     threads: int | None = None
+
+    @classmethod
+    def for_architecture(cls, architecture: str, **overrides: object) -> TrainConfig:
+        """The recipe `architecture` needs (ARCHITECTURE_TRAINING, e.g. a ViT's epochs), then `overrides` (None: keep)."""
+        settings = {**ARCHITECTURE_TRAINING.get(architecture, {}), "architecture": architecture}
+        settings.update({key: value for key, value in overrides.items() if value is not None})
+        return cls(**settings)
 
     def __post_init__(self) -> None:
         if self.input_size < 16:

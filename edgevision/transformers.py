@@ -21,6 +21,10 @@ LAYERS = 4
 HEADS = 3
 HIDDEN = 96
 MLP = 192
+#: How `train-demo --arch vit_tiny` trains it (measured on the digits at 32 px, 1 thread, shared machine: lr 3e-3 for
+#: 6 epochs (the CNN recipe) reached 19.7 % test top-1; lr 1e-3 for 20 epochs 78.6 %; lr 1e-3, weight decay 0.05 for
+#: 40 epochs 97.5 % (val chose epoch 31) in 407 s. A transformer has no convolutional prior: it needs the epochs.
+TRAINING = {"epochs": 40, "learning_rate": 1e-3, "weight_decay": 0.05}
 
 
 def build_vit_tiny(*, num_classes: int, input_size: tuple[int, int] | None = None) -> Any:

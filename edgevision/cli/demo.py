@@ -21,7 +21,7 @@ def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Working folder (data, model, bundles, bench)."),
     arch: str = typer.Option("resnet18", help="torchvision architecture to train."),
     size: int = typer.Option(32, help="Input size (pixels, square)."),
-    epochs: int = typer.Option(6, help="Training epochs."),
+    epochs: int = typer.Option(None, help="Training epochs (default: the architecture's: 6 for the CNNs, 40 for vit_tiny)."),
     formats: str = typer.Option("onnx,openvino,tflite", help="Formats to export (those whose engine is installed)."),
     precisions: str = typer.Option(
         "fp32,fp16", help="Precisions to export (plus OpenVINO bf16 where the CPU computes bf16)."

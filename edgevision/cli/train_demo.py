@@ -15,9 +15,9 @@ def register(app: typer.Typer) -> None:
 
 def train_demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Folder for data/ (train, val, test), model.pt and train.json (detect: in OUT/detect/; segment: in OUT/segment/)."),
-    arch: str = typer.Option("resnet18", help="torchvision architecture (resnet18, mobilenet_v3_small, ...)."),
+    arch: str = typer.Option("resnet18", help="torchvision architecture (resnet18, mobilenet_v3_small, ...) or vit_tiny (a small ViT for the 32 px digits)."),
     size: int = typer.Option(32, help="Input size (pixels, square)."),
-    epochs: int = typer.Option(None, help="Training epochs (default: 6 for classify, the detector's or segmenter's own for detect or segment)."),
+    epochs: int = typer.Option(None, help="Training epochs (default: the architecture's: 6 for the CNNs, 40 for vit_tiny; the detector's or segmenter's own for detect or segment)."),
     threads: int = typer.Option(None, help="torch threads (default: all cores)."),
     seed: int = typer.Option(0),
     task: str = typer.Option("classify", help="classify (digits ImageFolder), detect (digits on photos, COCO; FCOS) or segment (the same photos' masks; LRASPP)."),
@@ -46,6 +46,5 @@ def train_demo(
                       f"(held out); val chose epoch {report.best_epoch}/{report.epochs} in {report.seconds:.0f} s → "
                       f"{report.checkpoint}")
         return
-    epochs = epochs or 6
     model_path, report = train_with_progress(out, arch=arch, size=size, epochs=epochs, threads=threads, seed=seed)
     console.print(f"[green]✓[/] {arch} @ {size}×{size}: {describe_training(report)} → {model_path}")

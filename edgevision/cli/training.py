@@ -11,18 +11,18 @@ if TYPE_CHECKING:
     from ..train import TrainReport
 
 
-def train_with_progress(out: Path, *, arch: str, size: int, epochs: int, threads: int | None, seed: int):  # noqa: ANN201
+def train_with_progress(out: Path, *, arch: str, size: int, epochs: int | None, threads: int | None, seed: int):  # noqa: ANN201
     from ..data.digits import make_digits_folder
     from ..model import build_architecture
     from ..train import TrainConfig, train_classifier
     from .console import console, progress
 
-    config = TrainConfig(architecture=arch, input_size=size, epochs=epochs, threads=threads, seed=seed)
+    config = TrainConfig.for_architecture(arch, input_size=size, epochs=epochs, threads=threads, seed=seed)
     build_architecture(arch, num_classes=10)  # an unknown architecture fails before anything is written
     console.print(f"writing the digits data set to {out / 'data'} …")
     split = make_digits_folder(out / "data", size=size, seed=seed)
     with progress() as bar:
-        task = bar.add_task(f"training {arch}", total=epochs)
+        task = bar.add_task(f"training {arch}", total=config.epochs)
 
         def on_epoch(epoch: int, total: int, loss: float, accuracy: float) -> None:
             bar.update(task, advance=1, description=f"training {arch} (epoch {epoch}: loss {loss:.3f}, val {accuracy:.2%})")
@@ -30,7 +30,7 @@ def train_with_progress(out: Path, *, arch: str, size: int, epochs: int, threads
         model, report = train_classifier(split.train, split.val, test_dir=split.test, config=config, on_epoch=on_epoch)
     model_path = model.save(out / "model.pt")
     (out / "train.json").write_text(json.dumps({
-        "architecture": arch, "input_size": size, "epochs": epochs, "best_epoch": report.best_epoch,
+        "architecture": arch, "input_size": size, "epochs": config.epochs, "best_epoch": report.best_epoch,
         "val_accuracy": report.val_accuracy, "test_accuracy": report.test_accuracy, "seconds": report.seconds,
         "history": report.history, "train": str(split.train), "val": str(split.val), "test": str(split.test),
         "note": "val chose the best epoch (its accuracy is optimistic); test chose nothing and is the figure to report",

@@ -106,6 +106,23 @@ def test_train_demo_reports_test_accuracy_separately(tmp_path):
     assert f"(chose epoch {record['best_epoch']}/2)" in result.output
 
 
+def test_train_demo_trains_the_demo_vit_with_its_own_recipe(tmp_path):
+    from edgevision.model import TrainedModel
+    from edgevision.train import TrainConfig
+    from edgevision.transformers import TRAINING
+
+    recipe = TrainConfig.for_architecture("vit_tiny", input_size=32, epochs=None)
+    assert (recipe.epochs, recipe.learning_rate) == (TRAINING["epochs"], TRAINING["learning_rate"])
+    assert TrainConfig.for_architecture("resnet18", epochs=None) == TrainConfig(architecture="resnet18")
+    result = runner.invoke(app, ["train-demo", "-o", str(tmp_path / "vit"), "--arch", "vit_tiny", "--epochs", "1",
+                                 "--threads", "2"])
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "vit" / "train.json").read_text())
+    assert record["epochs"] == 1 and record["architecture"] == "vit_tiny"
+    loaded = TrainedModel.load(tmp_path / "vit" / "model.pt")
+    assert type(loaded.module).__name__ == "VisionTransformer" and loaded.input_size == (32, 32)
+
+
 def test_demo_gates_parity_on_val_and_reports_top1_on_test(tmp_path):
     out = tmp_path / "demo"
     result = runner.invoke(app, ["demo", "-o", str(out), "--arch", "mobilenet_v3_small", "--size", "16", "--epochs", "1",

@@ -151,6 +151,7 @@ def quantize_tflite_int8(
         try:
             with _quiet_converter():
                 ranges = engine.calibrate({signature: samples}, num_threads=os.cpu_count() or 1)
+                widened = widen_constant_ranges(ranges)
                 result = engine.quantize(ranges, enable_progress_report=False)
         except Exception as exc:
             raise ExportError(f"ai-edge-quantizer could not quantise the model to INT8: {_first_line(exc)}") from exc
@@ -162,7 +163,36 @@ def quantize_tflite_int8(
         "int8_recipe": f"static_wi8_ai{activation_bits}" + (" + float head" if scope is not None else ""),
         "calibration_samples": str(len(samples)),
     }
+    if widened:
+        versions["int8_constant_activations"] = f"{len(widened)} widened to a {MIN_ACTIVATION_RANGE:g} range"
     return _artifact(path, model, versions)
+
+
+#: Calibrated ranges narrower than this are constant activations (see `widen_constant_ranges`).
+CONSTANT_RANGE = 1e-6
+MIN_ACTIVATION_RANGE = 1.0
+
+
+def widen_constant_ranges(ranges: dict[str, dict[str, Any]]) -> list[str]:
+    """Give every activation that was constant over the calibration set a usable range, in place; their names.
+
+    A ReLU that never fires on the calibration images (MobileNetV3's squeeze-and-excitation `fc1` after
+    training, for one) calibrates to [0, 0]; ai-edge-quantizer then picks a 4e-12 scale, and the next
+    layer's int32 bias (scaled by input × weight scale) overflows: measured on the demo segmenter, the
+    SE gates read 0 instead of hardsigmoid(≈3), val mIoU fell from 0.63 to 0.10 and XNNPACK refused
+    the graph. Widening the range to `MIN_ACTIVATION_RANGE` keeps the constant exact (0 stays
+    representable) and the bias in range.
+    """
+    widened = []
+    for name, stats in ranges.items():
+        if not isinstance(stats, dict) or "min" not in stats or "max" not in stats:
+            continue
+        low, high = np.asarray(stats["min"], dtype=np.float32), np.asarray(stats["max"], dtype=np.float32)
+        constant = (high - low) < CONSTANT_RANGE
+        if np.any(constant):
+            stats["max"] = np.where(constant, low + MIN_ACTIVATION_RANGE, high).astype(np.float32)
+            widened.append(name)
+    return widened
 
 
 def unsupported_operators(exc: BaseException) -> list[str]:

@@ -9,8 +9,8 @@ do not depend on the importance criterion, which lets a MAC target be solved for
 With `target_macs_ratio`, the channel fraction is found by bisection on throwaway copies of
 the model (each pruned one-shot and counted with ``tp.utils.count_ops_and_params``): the kept
 fraction is the largest one whose MACs are ≤ the target, so the result lands at or just below
-it. The real model is then pruned towards that fraction in `steps` linear steps (the last step
-reaches it exactly), with `finetune_epochs_per_step` epochs of label fine-tuning between steps.
+it. The real model is then pruned towards that fraction in `steps` linear steps (each step's widths
+rounded like the last one's, which reaches it exactly), with `finetune_epochs_per_step` epochs of label fine-tuning between steps.
 Given `train_data`, BatchNorm statistics are re-estimated after every step (cheap, and it is most
 of what a one-shot prune loses). Recovering accuracy after the last step is `distill`'s job (or its fine-tune mode).
 
@@ -211,8 +211,8 @@ def prune(
         keep = config.channel_ratio
     else:
         keep = _solve_channel_ratio(plan, config, config.target_macs_ratio, before.macs)
-    pruner = plan.pruner(config, pruning_ratio=1.0 - keep, importance=config.importance, steps=config.steps)
     for step in range(1, config.steps + 1):
+        pruner = plan.pruner(config, pruning_ratio=(1.0 - keep) * step / config.steps, importance=config.importance)
         if config.importance is PruneImportance.TAYLOR:
             _accumulate_gradients(module, data.train_batches(), data.loss(module), batches=config.taylor_batches)
         plan.step(pruner)
@@ -445,12 +445,18 @@ class _PrunePlan:
         after_prune(self.module)
         check_forward(self.module, self.input_size, what=self.what)
 
-    def pruner(self, config: PruneConfig, *, pruning_ratio: float, importance: PruneImportance | None, steps: int) -> Any:
-        """A local BasePruner; `importance=None` ranks at random (for trials where only counts matter)."""
+    def pruner(self, config: PruneConfig, *, pruning_ratio: float, importance: PruneImportance | None) -> Any:
+        """A local one-step BasePruner taking the module, pruned or not, to `pruning_ratio` of the original widths
+        (rounded per group); `importance=None` ranks at random (for trials where only counts matter).
+
+        One pruner per step, not torch-pruning's iterative schedule: its intermediate widths are not rounded,
+        and an attention layer or GroupNorm cannot take an arbitrary width.
+        """
         torch = require("torch", extra="compress", what="PyTorch")
         tp = require("torch_pruning", extra="compress", what="torch-pruning")
 
-        ratios = {root: _group_ratio(width, unit, pruning_ratio, self.round_to) for root, width, unit in self.widths}
+        ratios = {root: _group_ratio(width, _out_channels(root), unit, pruning_ratio, self.round_to)
+                  for root, width, unit in self.widths}
         scorer = {
             None: tp.importance.RandomImportance,
             PruneImportance.L1: lambda: tp.importance.MagnitudeImportance(p=1),
@@ -460,7 +466,7 @@ class _PrunePlan:
         with _unwrapped_parameters_quiet():
             return tp.pruner.BasePruner(
                 self.module, torch.zeros(1, 3, *self.input_size), importance=_whole_units(scorer),
-                pruning_ratio=pruning_ratio, pruning_ratio_dict=ratios, iterative_steps=steps,
+                pruning_ratio=pruning_ratio, pruning_ratio_dict=ratios, iterative_steps=1,
                 ignored_layers=self.protected, round_to=None, global_pruning=False,
                 customized_pruners={torch.nn.GroupNorm: _group_norm_pruner()},
             )
@@ -475,20 +481,28 @@ def _unwrapped_parameters_quiet() -> Iterator[None]:
         yield
 
 
-def _group_ratio(width: int, channel_unit: int, pruning_ratio: float, round_to: int | None) -> float:
-    """The torch-pruning ratio that leaves exactly the rounded channel count in one group.
+def _group_ratio(width: int, current: int, channel_unit: int, pruning_ratio: float, round_to: int | None) -> float:
+    """The torch-pruning ratio that leaves exactly the rounded channel count in one group, now `current` wide.
 
-    A group keeps int(width · (1 − ratio)) rounded down to a multiple of `round_to` and of its
-    `_channel_unit` (so whole norm groups go and attention heads stay equal), but at least one such
-    unit; a group no wider stays whole. torch-pruning keeps int(n · (1 − r)) of n channels, so
-    r = 1 − (kept + ½) / n hits `kept` exactly whatever the float rounding.
+    A group keeps int(width · (1 − ratio)) of its original `width`, rounded down to a multiple of
+    `round_to` and of its `_channel_unit` (so whole norm groups go and attention heads stay equal), but
+    at least one such unit; a group no wider stays whole. torch-pruning keeps int(n · (1 − r)) of n
+    channels, so r = 1 − (kept + ½) / current hits `kept` exactly whatever the float rounding.
     """
     unit = math.lcm(round_to or 1, channel_unit)
     if width <= unit:
         return 0.0
     kept = int(width * (1.0 - pruning_ratio))
     kept = max(unit, kept - kept % unit)
-    return max(0.0, 1.0 - (kept + 0.5) / width)
+    return max(0.0, 1.0 - (kept + 0.5) / current)
+
+
+def _out_channels(root: Any) -> int:
+    """A group root's current output width (Conv, Linear or LSTM, see `_PrunePlan.of`)."""
+    for attribute in ("out_channels", "out_features", "hidden_size"):
+        if hasattr(root, attribute):
+            return int(getattr(root, attribute))
+    raise CompressionError(f"Internal error: cannot read the output width of a {type(root).__name__}.")
 
 
 def _norm_group_size(group: Any) -> int:
@@ -584,7 +598,7 @@ def _solve_channel_ratio(plan: _PrunePlan, config: PruneConfig, target_ratio: fl
 
     def meets(pruning_ratio: float) -> bool:
         trial = plan.on_copy()
-        trial.step(trial.pruner(config, pruning_ratio=pruning_ratio, importance=None, steps=1))
+        trial.step(trial.pruner(config, pruning_ratio=pruning_ratio, importance=None))
         tried[pruning_ratio] = count_macs_params(trial.module, plan.input_size)[0]
         return tried[pruning_ratio] <= target
 

@@ -96,6 +96,15 @@ def test_each_head_keeps_its_own_channels(tiny_vit):
     assert torch.equal(q_after, q_before[kept][:, kept]), "head h's queries are head h's own, in order"
 
 
+def test_every_iterative_step_keeps_whole_heads(tiny_vit):
+    """Intermediate steps are rounded too: an unrounded width would not split into 4 heads and the forward would fail."""
+    progress: list[float] = []
+    pruned, report = prune(tiny_vit, config=PruneConfig(channel_ratio=0.5, round_to=4, steps=3, latency=QUICK),
+                           on_progress=lambda _step, _steps, ratio: progress.append(ratio))
+    assert len(progress) == 3 and 1.0 > progress[0] > progress[1] > progress[2] == pytest.approx(report.macs_ratio)
+    assert pruned.module.hidden_dim == 32
+
+
 def build_tiny_vit_at_48(*, num_classes: int, input_size: tuple[int, int] | None = None):
     return type(build_tiny_vit(num_classes=num_classes))(**{**TINY_VIT, "image_size": 48}, num_classes=num_classes)
 

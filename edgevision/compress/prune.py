@@ -455,7 +455,7 @@ class _PrunePlan:
         torch = require("torch", extra="compress", what="PyTorch")
         tp = require("torch_pruning", extra="compress", what="torch-pruning")
 
-        ratios = {root: _group_ratio(width, _out_channels(root), unit, pruning_ratio, self.round_to)
+        ratios = {root: _group_ratio(width, unit, pruning_ratio, self.round_to, current=_out_channels(root))
                   for root, width, unit in self.widths}
         scorer = {
             None: tp.importance.RandomImportance,
@@ -481,8 +481,10 @@ def _unwrapped_parameters_quiet() -> Iterator[None]:
         yield
 
 
-def _group_ratio(width: int, current: int, channel_unit: int, pruning_ratio: float, round_to: int | None) -> float:
-    """The torch-pruning ratio that leaves exactly the rounded channel count in one group, now `current` wide.
+def _group_ratio(width: int, channel_unit: int, pruning_ratio: float, round_to: int | None, *,
+                 current: int | None = None) -> float:
+    """The torch-pruning ratio that leaves exactly the rounded channel count in one group, now `current` wide
+    (default: `width`, not pruned yet).
 
     A group keeps int(width · (1 − ratio)) of its original `width`, rounded down to a multiple of
     `round_to` and of its `_channel_unit` (so whole norm groups go and attention heads stay equal), but
@@ -494,7 +496,7 @@ def _group_ratio(width: int, current: int, channel_unit: int, pruning_ratio: flo
         return 0.0
     kept = int(width * (1.0 - pruning_ratio))
     kept = max(unit, kept - kept % unit)
-    return max(0.0, 1.0 - (kept + 0.5) / current)
+    return max(0.0, 1.0 - (kept + 0.5) / (current or width))
 
 
 def _out_channels(root: Any) -> int:

@@ -53,10 +53,11 @@ def _sync_loaded_vision_transformer(vit: Any) -> None:
 
 
 _SWIN_REASON = (
-    "torch-pruning 1.6 cannot prune torchvision's Swin Transformer: ShiftedWindowAttention calls F.linear on its "
-    "qkv/proj weights instead of calling those Linear layers, so the dependency graph does not see them and the "
-    "residual width cannot shrink consistently (its relative_position_bias_table would also be cut along the heads); "
-    "building the graph for swin_t at 64 px did not finish in 10 minutes. Export it unpruned, or prune a ViT or CNN"
+    "torch-pruning 1.6 cannot group its channels. Its dependency grouping (DependencyGraph.get_pruning_group, "
+    "stuck in index_mapping) did not finish in 5 minutes even for a 2-block Swin at 32 px (swin_t at 64 px: not "
+    "in 10), as Swin's window partition reshapes channels and positions together; and ShiftedWindowAttention calls "
+    "F.linear on its qkv/proj weights instead of those Linear layers, so the graph never sees them as layers. "
+    "Export it unpruned, or prune a ViT or a CNN"
 )
 
 #: Model class ("module:QualifiedName") → what pruning must do for it.

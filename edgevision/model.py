@@ -202,31 +202,73 @@ def _square_vit_size(name: str, input_size: tuple[int, int]) -> int:
 
 
 def conform_to_state_dict(module: Any, state_dict: dict) -> None:
-    """Rebuild Conv2d/Linear/BatchNorm/GroupNorm layers whose saved shapes differ (a pruned model)."""
+    """Rebuild layers and bare parameters whose saved shapes differ (a pruned model), then let the
+    architecture re-sync the sizes its own code caches (`edgevision.compress.prune_arch`).
+
+    Layers: Conv2d, Linear, BatchNorm2d, GroupNorm, LayerNorm, MultiheadAttention. Bare parameters
+    (registered on a model's own module, like a ViT's class_token and pos_embedding) take the saved shape.
+    """
+    import torch
     from torch import nn
 
+    rebuilt: list[str] = []
     for name, child in list(module.named_modules()):
-        weight = state_dict.get(f"{name}.weight" if name else "weight")
-        if weight is None:
-            continue
-        replacement = None
-        if isinstance(child, nn.Conv2d) and tuple(weight.shape) != tuple(child.weight.shape):
-            out_ch, in_per_group = weight.shape[:2]
-            depthwise = child.groups > 1 and child.groups == child.in_channels
-            groups = out_ch if depthwise else child.groups
-            replacement = nn.Conv2d(
-                in_per_group * groups, out_ch, child.kernel_size, child.stride, child.padding,
-                child.dilation, groups, bias=child.bias is not None, padding_mode=child.padding_mode,
-            )
-        elif isinstance(child, nn.Linear) and tuple(weight.shape) != tuple(child.weight.shape):
-            replacement = nn.Linear(weight.shape[1], weight.shape[0], bias=child.bias is not None)
-        elif isinstance(child, nn.BatchNorm2d) and weight.shape[0] != child.num_features:
-            replacement = nn.BatchNorm2d(weight.shape[0], eps=child.eps, momentum=child.momentum)
-        elif isinstance(child, nn.GroupNorm) and weight.shape[0] != child.num_channels:
-            # pruning removes whole groups, so the channels per group are the architecture's
-            groups = weight.shape[0] // (child.num_channels // child.num_groups)
-            replacement = nn.GroupNorm(groups, weight.shape[0], eps=child.eps, affine=child.affine)
+        if any(name.startswith(f"{parent}.") for parent in rebuilt):
+            continue  # a child of a rebuilt layer (MultiheadAttention.out_proj) came with it
+        replacement = _rebuilt_layer(child, state_dict, f"{name}." if name else "")
         if replacement is not None:
             parent_name, _, attr = name.rpartition(".")
             parent = module.get_submodule(parent_name) if parent_name else module
             setattr(parent, attr, replacement)
+            rebuilt.append(name)
+    changed = bool(rebuilt)
+    for name, parameter in list(module.named_parameters()):
+        owner_name, _, attr = name.rpartition(".")
+        owner = module.get_submodule(owner_name) if owner_name else module
+        saved = state_dict.get(name)
+        if saved is None or tuple(saved.shape) == tuple(parameter.shape) or type(owner).__module__.startswith("torch.nn"):
+            continue
+        setattr(owner, attr, nn.Parameter(torch.zeros(saved.shape, dtype=parameter.dtype),
+                                          requires_grad=parameter.requires_grad))
+        changed = True
+    if changed:
+        from .compress.prune_arch import after_load
+
+        after_load(module)
+
+
+def _rebuilt_layer(child: Any, state_dict: dict, prefix: str) -> Any:
+    """A fresh layer of `child`'s kind with the saved shapes, or None when they already match."""
+    from torch import nn
+
+    if isinstance(child, nn.MultiheadAttention):
+        saved = state_dict.get(f"{prefix}in_proj_weight")
+        if saved is None or saved.shape[1] == child.embed_dim or not child._qkv_same_embed_dim:
+            return None
+        return nn.MultiheadAttention(
+            saved.shape[1], child.num_heads, dropout=child.dropout, bias=child.in_proj_bias is not None,
+            add_bias_kv=child.bias_k is not None, add_zero_attn=child.add_zero_attn, batch_first=child.batch_first,
+        )
+    weight = state_dict.get(f"{prefix}weight")
+    if weight is None:
+        return None
+    if isinstance(child, nn.Conv2d) and tuple(weight.shape) != tuple(child.weight.shape):
+        out_ch, in_per_group = weight.shape[:2]
+        depthwise = child.groups > 1 and child.groups == child.in_channels
+        groups = out_ch if depthwise else child.groups
+        return nn.Conv2d(
+            in_per_group * groups, out_ch, child.kernel_size, child.stride, child.padding,
+            child.dilation, groups, bias=child.bias is not None, padding_mode=child.padding_mode,
+        )
+    if isinstance(child, nn.Linear) and tuple(weight.shape) != tuple(child.weight.shape):
+        return nn.Linear(weight.shape[1], weight.shape[0], bias=child.bias is not None)
+    if isinstance(child, nn.BatchNorm2d) and weight.shape[0] != child.num_features:
+        return nn.BatchNorm2d(weight.shape[0], eps=child.eps, momentum=child.momentum)
+    if isinstance(child, nn.GroupNorm) and weight.shape[0] != child.num_channels:
+        # pruning removes whole groups, so the channels per group are the architecture's
+        groups = weight.shape[0] // (child.num_channels // child.num_groups)
+        return nn.GroupNorm(groups, weight.shape[0], eps=child.eps, affine=child.affine)
+    if isinstance(child, nn.LayerNorm) and tuple(weight.shape) != tuple(child.normalized_shape):
+        return nn.LayerNorm(tuple(weight.shape), eps=child.eps, elementwise_affine=child.elementwise_affine,
+                            bias=child.bias is not None)
+    return None

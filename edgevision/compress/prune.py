@@ -9,8 +9,8 @@ do not depend on the importance criterion, which lets a MAC target be solved for
 With `target_macs_ratio`, the channel fraction is found by bisection on throwaway copies of
 the model (each pruned one-shot and counted with ``tp.utils.count_ops_and_params``): the kept
 fraction is the largest one whose MACs are ≤ the target, so the result lands at or just below
-it. The real model is then pruned towards that fraction in `steps` linear steps (the last step
-reaches it exactly), with `finetune_epochs_per_step` epochs of label fine-tuning between steps.
+it. The real model is then pruned towards that fraction in `steps` linear steps (each step's widths
+rounded like the last one's, which reaches it exactly), with `finetune_epochs_per_step` epochs of label fine-tuning between steps.
 Given `train_data`, BatchNorm statistics are re-estimated after every step (cheap, and it is most
 of what a one-shot prune loses). Recovering accuracy after the last step is `distill`'s job (or its fine-tune mode).
 
@@ -23,14 +23,22 @@ Layers normalised by GroupNorm (FCOS's head) lose whole norm groups, ranked by t
 the groups that stay normalise exactly as before, so a one-shot prune keeps what they compute
 (torch-pruning's default takes the same channel from every group instead, which changes every
 group's statistics), and the kept width is a multiple of both `round_to` and the group size.
+
+Transformers: a channel group that runs through nn.MultiheadAttention (a ViT's residual stream) keeps a
+multiple of num_heads channels, the same number in every head, each head keeping its own most important
+channels, so heads stay heads. Architectures whose own code caches sizes (torchvision's ViT reads
+`hidden_dim`) or that torch-pruning cannot handle are entries in `prune_arch`; any failure inside
+torch-pruning or in the pruned model's forward is a CompressionError naming the layer.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +51,7 @@ from ..train import evaluate_torch
 from ..types import Task
 from .measure import LatencyConfig, ModelStats, count_macs_params, measure
 from .model_score import PRIMARY_METRIC
+from .prune_arch import after_prune, check_forward, check_prunable, run_step
 
 #: Called after each pruning step: (step, steps, MACs after / MACs before).
 ProgressCallback = Callable[[int, int, float], None]
@@ -191,20 +200,22 @@ def prune(
     torch.manual_seed(config.seed)
     data = _TaskData.open(model, train_data, val_data, config=config)
     module = copy.deepcopy(model.module).eval()
+    check_prunable(module)
     protected, kept_names = _protected_layers(module, config.ignored_layers, model)
     before = measure(model, latency=config.latency)
     scores_before = data.evaluate(model.module)
 
-    plan = _PrunePlan.of(module, protected, model.input_size, round_to=config.round_to)
+    plan = _PrunePlan.of(module, protected, model.input_size, round_to=config.round_to,
+                         what=model.architecture or type(module).__name__)
     if config.channel_ratio is not None:
         keep = config.channel_ratio
     else:
         keep = _solve_channel_ratio(plan, config, config.target_macs_ratio, before.macs)
-    pruner = plan.pruner(config, pruning_ratio=1.0 - keep, importance=config.importance, steps=config.steps)
     for step in range(1, config.steps + 1):
+        pruner = plan.pruner(config, pruning_ratio=(1.0 - keep) * step / config.steps, importance=config.importance)
         if config.importance is PruneImportance.TAYLOR:
             _accumulate_gradients(module, data.train_batches(), data.loss(module), batches=config.taylor_batches)
-        pruner.step()
+        plan.step(pruner)
         module.zero_grad(set_to_none=True)
         if data.has_train and config.recalibration_batches:
             _recalibrate_batchnorm(module, data.train_batches(), batches=config.recalibration_batches)
@@ -360,10 +371,11 @@ def _trace(module: Any, input_size: tuple[int, int], *, whole_norm_groups: bool 
     tp = require("torch_pruning", extra="compress", what="torch-pruning")
 
     try:
-        return tp.DependencyGraph().build_dependency(
-            module, example_inputs=torch.zeros(1, 3, *input_size),
-            customized_pruners={torch.nn.GroupNorm: _group_norm_pruner()} if whole_norm_groups else None,
-        )
+        with _unwrapped_parameters_quiet():
+            return tp.DependencyGraph().build_dependency(
+                module, example_inputs=torch.zeros(1, 3, *input_size),
+                customized_pruners={torch.nn.GroupNorm: _group_norm_pruner()} if whole_norm_groups else None,
+            )
     except Exception as exc:  # tracing can fail in many ways
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CompressionError(f"torch-pruning could not trace the model's dependency graph: {first}") from exc
@@ -394,12 +406,14 @@ class _PrunePlan:
 
     module: Any
     protected: list[Any]
-    widths: list[tuple[Any, int, int]]  # (root layer, output channels, channels per GroupNorm group or 1)
+    widths: list[tuple[Any, int, int]]  # (root layer, output channels, kept width must be a multiple of this)
     input_size: tuple[int, int]
     round_to: int | None
+    what: str  # the architecture, for error messages
 
     @classmethod
-    def of(cls, module: Any, protected: list[Any], input_size: tuple[int, int], *, round_to: int | None) -> _PrunePlan:
+    def of(cls, module: Any, protected: list[Any], input_size: tuple[int, int], *, round_to: int | None,
+           what: str) -> _PrunePlan:
         tp = require("torch_pruning", extra="compress", what="torch-pruning")
 
         graph = _trace(module, input_size, whole_norm_groups=True)
@@ -408,12 +422,12 @@ class _PrunePlan:
         widths = []
         for group in graph.get_all_groups(ignored_layers=ignored, root_module_types=roots):
             root = group[0][0].target.module
-            widths.append((root, graph.get_out_channels(root), _norm_group_size(group)))
-        if not any(width > (round_to or 1) for _, width, _ in widths):
+            widths.append((root, graph.get_out_channels(root), _channel_unit(group, what=what)))
+        if not any(width > math.lcm(round_to or 1, unit) for _, width, unit in widths):
             raise CompressionError(
                 f"No prunable layer is wider than round_to={round_to}: everything is ignored or already minimal."
             )
-        return cls(module, protected, widths, input_size, round_to)
+        return cls(module, protected, widths, input_size, round_to, what)
 
     def on_copy(self) -> _PrunePlan:
         """The same plan on a deep copy of the module (for trial pruning)."""
@@ -421,43 +435,76 @@ class _PrunePlan:
         by_id = dict(zip(map(id, self.module.modules()), trial.modules(), strict=True))
         return _PrunePlan(
             trial, [by_id[id(layer)] for layer in self.protected],
-            [(by_id[id(root)], width, groups) for root, width, groups in self.widths], self.input_size, self.round_to,
+            [(by_id[id(root)], width, unit) for root, width, unit in self.widths], self.input_size, self.round_to,
+            self.what,
         )
 
-    def pruner(self, config: PruneConfig, *, pruning_ratio: float, importance: PruneImportance | None, steps: int) -> Any:
-        """A local BasePruner; `importance=None` ranks at random (for trials where only counts matter)."""
+    def step(self, pruner: Any) -> None:
+        """One pruning step, then the architecture's own sizes re-synced and a forward pass checked."""
+        run_step(pruner, self.module, what=self.what)
+        after_prune(self.module)
+        check_forward(self.module, self.input_size, what=self.what)
+
+    def pruner(self, config: PruneConfig, *, pruning_ratio: float, importance: PruneImportance | None) -> Any:
+        """A local one-step BasePruner taking the module, pruned or not, to `pruning_ratio` of the original widths
+        (rounded per group); `importance=None` ranks at random (for trials where only counts matter).
+
+        One pruner per step, not torch-pruning's iterative schedule: its intermediate widths are not rounded,
+        and an attention layer or GroupNorm cannot take an arbitrary width.
+        """
         torch = require("torch", extra="compress", what="PyTorch")
         tp = require("torch_pruning", extra="compress", what="torch-pruning")
 
-        ratios = {root: _group_ratio(width, groups, pruning_ratio, self.round_to) for root, width, groups in self.widths}
+        ratios = {root: _group_ratio(width, unit, pruning_ratio, self.round_to, current=_out_channels(root))
+                  for root, width, unit in self.widths}
         scorer = {
             None: tp.importance.RandomImportance,
             PruneImportance.L1: lambda: tp.importance.MagnitudeImportance(p=1),
             PruneImportance.L2: lambda: tp.importance.MagnitudeImportance(p=2),
             PruneImportance.TAYLOR: tp.importance.TaylorImportance,
         }[importance]()
-        return tp.pruner.BasePruner(
-            self.module, torch.zeros(1, 3, *self.input_size), importance=_whole_norm_groups(scorer),
-            pruning_ratio=pruning_ratio, pruning_ratio_dict=ratios, iterative_steps=steps,
-            ignored_layers=self.protected, round_to=None, global_pruning=False,
-            customized_pruners={torch.nn.GroupNorm: _group_norm_pruner()},
-        )
+        with _unwrapped_parameters_quiet():
+            return tp.pruner.BasePruner(
+                self.module, torch.zeros(1, 3, *self.input_size), importance=_whole_units(scorer),
+                pruning_ratio=pruning_ratio, pruning_ratio_dict=ratios, iterative_steps=1,
+                ignored_layers=self.protected, round_to=None, global_pruning=False,
+                customized_pruners={torch.nn.GroupNorm: _group_norm_pruner()},
+            )
 
 
-def _group_ratio(width: int, norm_group_size: int, pruning_ratio: float, round_to: int | None) -> float:
-    """The torch-pruning ratio that leaves exactly the rounded channel count in one group.
+@contextlib.contextmanager
+def _unwrapped_parameters_quiet() -> Iterator[None]:
+    """torch-pruning warns, on every trace, that it prunes bare parameters (a ViT's class_token, pos_embedding) along
+    their last dimension: right for those, and a wrong guess elsewhere fails `check_forward` by name."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Unwrapped parameters detected", category=UserWarning)
+        yield
 
-    A group keeps int(width · (1 − ratio)) rounded down to a multiple of `round_to` (and of its
-    GroupNorm group size, so whole norm groups go), but at least one such unit; a group no wider
-    stays whole. torch-pruning keeps int(n · (1 − r)) of n channels, so r = 1 − (kept + ½) / n hits
-    `kept` exactly whatever the float rounding.
+
+def _group_ratio(width: int, channel_unit: int, pruning_ratio: float, round_to: int | None, *,
+                 current: int | None = None) -> float:
+    """The torch-pruning ratio that leaves exactly the rounded channel count in one group, now `current` wide
+    (default: `width`, not pruned yet).
+
+    A group keeps int(width · (1 − ratio)) of its original `width`, rounded down to a multiple of
+    `round_to` and of its `_channel_unit` (so whole norm groups go and attention heads stay equal), but
+    at least one such unit; a group no wider stays whole. torch-pruning keeps int(n · (1 − r)) of n
+    channels, so r = 1 − (kept + ½) / current hits `kept` exactly whatever the float rounding.
     """
-    unit = math.lcm(round_to or 1, norm_group_size)
+    unit = math.lcm(round_to or 1, channel_unit)
     if width <= unit:
         return 0.0
     kept = int(width * (1.0 - pruning_ratio))
     kept = max(unit, kept - kept % unit)
-    return max(0.0, 1.0 - (kept + 0.5) / width)
+    return max(0.0, 1.0 - (kept + 0.5) / (current or width))
+
+
+def _out_channels(root: Any) -> int:
+    """A group root's current output width (Conv, Linear or LSTM, see `_PrunePlan.of`)."""
+    for attribute in ("out_channels", "out_features", "hidden_size"):
+        if hasattr(root, attribute):
+            return int(getattr(root, attribute))
+    raise CompressionError(f"Internal error: cannot read the output width of a {type(root).__name__}.")
 
 
 def _norm_group_size(group: Any) -> int:
@@ -469,26 +516,52 @@ def _norm_group_size(group: Any) -> int:
     return math.lcm(*sizes) if sizes else 1
 
 
-def _whole_norm_groups(scorer: Any) -> Any:
-    """`scorer`, with every GroupNorm group's channels given their group's mean importance.
+def _attention_heads(group: Any) -> int:
+    """The lcm of num_heads over a dependency group's nn.MultiheadAttention layers (1 without attention)."""
+    torch = require("torch", extra="compress", what="PyTorch")
 
-    Groups' scores are made distinct by a tiny index term, so the lowest k (a multiple of the group
-    size, see `_group_ratio`) are always whole groups.
+    heads = [dep.target.module.num_heads for dep, _ in group
+             if isinstance(dep.target.module, torch.nn.MultiheadAttention)]
+    return math.lcm(*heads) if heads else 1
+
+
+def _channel_unit(group: Any, *, what: str) -> int:
+    """What a group's kept width must be a multiple of: its GroupNorm group size, or its attention heads."""
+    norm, heads = _norm_group_size(group), _attention_heads(group)
+    if norm > 1 and heads > 1:
+        raise CompressionError(
+            f"Cannot prune {what}: one channel group runs through both GroupNorm and MultiheadAttention, and keeping "
+            "whole norm groups and equal heads at once is not supported. Add one of its layers to ignored_layers."
+        )
+    return max(norm, heads)
+
+
+def _whole_units(scorer: Any) -> Any:
+    """`scorer`, ranked so that the lowest k channels (k a multiple of `_channel_unit`) keep the structure.
+
+    GroupNorm: every group's channels get their group's mean importance, made distinct by a tiny index
+    term, so the lowest k are whole groups. Attention: channels are ranked within their head and scored
+    by that rank (plus head index / heads), so the lowest k take the same number from every head, each
+    head's least important ones.
     """
     torch = require("torch", extra="compress", what="PyTorch")
     tp = require("torch_pruning", extra="compress", what="torch-pruning")
 
-    class WholeNormGroups(tp.importance.Importance):
+    class WholeUnits(tp.importance.Importance):
         def __call__(self, group: Any) -> Any:
             scores = scorer(group)
-            size = _norm_group_size(group)
-            if scores is None or size == 1:
+            size, heads = _norm_group_size(group), _attention_heads(group)
+            if scores is None or (size == 1 and heads == 1):
                 return scores
+            if heads > 1:
+                per_head = scores.reshape(heads, -1)
+                ranks = per_head.argsort(dim=1).argsort(dim=1).to(scores.dtype)
+                return (ranks + torch.arange(heads, dtype=scores.dtype)[:, None] / heads).reshape(-1)
             means = scores.reshape(-1, size).mean(dim=1)
             means = means + torch.arange(len(means), dtype=means.dtype) * 1e-9 * (means.abs().max() + 1e-12)
             return means.repeat_interleave(size)
 
-    return WholeNormGroups()
+    return WholeUnits()
 
 
 def _group_norm_pruner() -> Any:
@@ -527,7 +600,7 @@ def _solve_channel_ratio(plan: _PrunePlan, config: PruneConfig, target_ratio: fl
 
     def meets(pruning_ratio: float) -> bool:
         trial = plan.on_copy()
-        trial.pruner(config, pruning_ratio=pruning_ratio, importance=None, steps=1).step()
+        trial.step(trial.pruner(config, pruning_ratio=pruning_ratio, importance=None))
         tried[pruning_ratio] = count_macs_params(trial.module, plan.input_size)[0]
         return tried[pruning_ratio] <= target
 

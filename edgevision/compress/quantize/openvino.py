@@ -10,6 +10,14 @@ Detectors: the head scope (`head_scope.openvino_head_scope`, walked on the conve
 the ignored scope unless `head="plain"`, the saved IR is checked to hold no FakeQuantize or int8 weight
 inside it, and the preset is MIXED (symmetric weights, asymmetric activations: hardswish/SiLU outputs
 are not ReLU's non-negative range). Accuracy control then validates on COCO mAP50-95.
+
+Transformers (`transformer.find_transformer`: attention in the graph) are quantised with
+``model_type=nncf.ModelType.TRANSFORMER`` (symmetric activations into activation×activation MatMuls, no
+quantisers on LayerNorm/Softmax/GELU inputs, MIXED preset) and SmoothQuant on MatMuls at
+`SMOOTH_QUANT_MATMUL_ALPHA`; the LayerNorm (MVN), GELU and Softmax ops left in float are named in the
+manifest. Measured on a 4-block ViT trained on the digits (360 test images, relative logit error vs
+FP32 / top-1 agreement): CNN settings 0.044 / 0.997, TRANSFORMER without SmoothQuant 0.033 / 0.997,
+with SmoothQuant α 0.95 0.025 / 1.000 (kept), α 0.5 0.042 / 0.997.
 """
 
 from __future__ import annotations

@@ -58,10 +58,10 @@ def tiny_vit(digits):
     return TrainedModel(module=module, labels=list(train.labels), preprocess=spec, architecture="vit_tiny", name="vit_tiny")
 
 
-def _quantize(model, fmt: str, calibration: Path, output: Path) -> Bundle:
+def _quantize(model, fmt: str, calibration: Path, output: Path, **guard: object) -> Bundle:
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # 300 calibration images: fine here, NNCF/ORT chatter is not the point
-        return quantize(model, output, format=fmt, calibration=CalibrationConfig(data=calibration))
+        warnings.simplefilter("ignore")  # NNCF/ORT chatter is not the point
+        return quantize(model, output, format=fmt, calibration=CalibrationConfig(data=calibration), **guard)
 
 
 def _assert_int8_with_parity(bundle: Bundle) -> None:
@@ -96,13 +96,14 @@ def test_vit_onnxruntime_int8_quantises_matrix_products_and_names_the_float_ops(
 
 
 @pytest.mark.slow
-def test_vit_openvino_int8_uses_nncf_transformer_type(tiny_vit, small_train, tmp_path) -> None:
+def test_vit_openvino_int8_uses_nncf_transformer_type_under_accuracy_control(tiny_vit, small_train, digits, tmp_path) -> None:
     import openvino as ov
 
-    bundle = _quantize(tiny_vit, "openvino", small_train, tmp_path / "ov")
+    bundle = _quantize(tiny_vit, "openvino", small_train, tmp_path / "ov", validation=digits.val, max_accuracy_drop=0.02)
     _assert_int8_with_parity(bundle)
+    assert "drop" in bundle.manifest.compression["accuracy"]  # the guard measured it through OpenVINO
     note = bundle.manifest.compression["quantize"]
-    assert "transformer: 2 attention block(s)" in note
+    assert "with accuracy control" in note and "transformer: 2 attention block(s)" in note
     assert "NNCF model_type=TRANSFORMER, SmoothQuant alpha 0.95 on MatMuls" in note
     model = ov.Core().read_model(str(bundle.model_path))
     ops = {op.get_friendly_name(): op for op in model.get_ordered_ops()}

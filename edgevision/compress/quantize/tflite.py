@@ -13,9 +13,8 @@ where int8 loses too much; the manifest's note says which was used.
 
 Transformers (`transformer.find_transformer`) take the same route and the note says so. Measured on a
 4-block ViT trained on the digits (x86, 1 thread, 360 test images): top-1 97.8 % vs 98.1 % FP32, parity
-0.989, but 3–4× *slower* than the FP32 file (2.0 vs 0.53 ms p50 in one run, 4.4 vs 1.5 ms in another:
-the decomposed LayerNorm's MEAN/RSQRT/SQUARED_DIFFERENCE, GELU and Softmax run as int8 reference kernels),
-with relative logit error 0.11 (ONNX Runtime and OpenVINO: ~0.02). Keeping all but the matrix products
+0.989, but 3–4× *slower* than the FP32 file (2.0 vs 0.53 ms p50 in one run, 4.4 vs 1.5 ms in another;
+the decomposed LayerNorm's MEAN/RSQRT/SQUARED_DIFFERENCE, GELU and Softmax all run in int8 there), with relative logit error 0.11 (ONNX Runtime and OpenVINO: ~0.02). Keeping all but the matrix products
 float (float I/O) was no faster (3.1–5.2 ms) nor more faithful (0.10). Ship FP32/FP16 TFLite for a ViT on
 a CPU; full-integer INT8 is for integer-only NPUs.
 """

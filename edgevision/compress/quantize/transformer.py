@@ -148,13 +148,18 @@ def openvino_float_ops(model: Any, op_types: Iterable[str] = OPENVINO_FLOAT_OPS)
 
 
 def verify_onnx_transformer_float(graph: Any, kept: TransformerFloat) -> None:
-    """Raise CompressionError if a node the manifest names as float reads a dequantised (int8) tensor."""
+    """Raise CompressionError if a node the manifest names as float reads a dequantised (int8) activation.
+
+    Only the data input counts: the exporter may share an initializer between a LayerNorm's bias and a
+    quantised Gemm's (identical zeros at random init), and then the bias arrives through DequantizeLinear
+    unchanged while the LayerNorm still computes in float.
+    """
     from ...errors import CompressionError
 
     producer = {output: node.op_type for node in graph.node for output in node.output}
     names = {name for _, name in kept.nodes}
     quantised = [node.name for node in graph.node
-                 if node.name in names and any(producer.get(name) == "DequantizeLinear" for name in node.input)]
+                 if node.name in names and node.input and producer.get(node.input[0]) == "DequantizeLinear"]
     if quantised:
         raise CompressionError(
             f"ONNX Runtime put Q/DQ in front of {len(quantised)} transformer node(s) meant to stay float "

@@ -17,7 +17,8 @@ activation×activation MatMuls, MIXED preset) and SmoothQuant on MatMuls at `SMO
 the LayerNorm (MVN), GELU, Softmax and fused-attention ops that no FakeQuantize feeds are named in the
 manifest (a ViT: every MVN and GELU; Swin-T: also 2 of its 12 Softmax). Measured on a 4-block ViT trained on the digits (360 test images, relative logit error vs
 FP32 / top-1 agreement): CNN settings 0.044 / 0.997, TRANSFORMER without SmoothQuant 0.033 / 0.997,
-with SmoothQuant α 0.95 0.025 / 1.000 (kept), α 0.5 0.042 / 0.997.
+with SmoothQuant α 0.95 0.025 / 1.000 (kept), α 0.5 0.042 / 0.997. ViT-B/16 at 224 px (random init, 16
+images): CNN settings 0.43, TRANSFORMER 0.035 without SmoothQuant and 0.030 with it (99 vs 298 ms FP32).
 """
 
 from __future__ import annotations

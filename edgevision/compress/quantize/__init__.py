@@ -190,6 +190,7 @@ def _finish(
     notes = dict(model.notes)
     if result.summary:
         notes["quantize"] = result.summary
+    notes.update(result.notes)
     hint = (
         " Use more representative calibration images or keep sensitive layers in float (ignored_scope)."
         if result.engine_precision is Precision.INT8 else ""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -58,6 +58,7 @@ class QuantizeResult:
     engine_precision: Precision = Precision.INT8
     runtime: str | None = None
     runtime_options: RuntimeOptions | None = None
+    notes: dict[str, str] = field(default_factory=dict)  # further compression notes (e.g. the nodes kept in float)
 
 
 class Quantizer(Protocol):

@@ -10,6 +10,15 @@ Detectors: the head scope (`head_scope.openvino_head_scope`, walked on the conve
 the ignored scope unless `head="plain"`, the saved IR is checked to hold no FakeQuantize or int8 weight
 inside it, and the preset is MIXED (symmetric weights, asymmetric activations: hardswish/SiLU outputs
 are not ReLU's non-negative range). Accuracy control then validates on COCO mAP50-95.
+
+Transformers (`transformer.find_transformer`: attention in the graph) are quantised with
+``model_type=nncf.ModelType.TRANSFORMER`` (NNCF's transformer patterns, symmetric activations into
+activation×activation MatMuls, MIXED preset) and SmoothQuant on MatMuls at `SMOOTH_QUANT_MATMUL_ALPHA`;
+the LayerNorm (MVN), GELU, Softmax and fused-attention ops that no FakeQuantize feeds are named in the
+manifest (a ViT: every MVN and GELU; Swin-T: also 2 of its 12 Softmax). Measured on a 4-block ViT trained on the digits (360 test images, relative logit error vs
+FP32 / top-1 agreement): CNN settings 0.044 / 0.997, TRANSFORMER without SmoothQuant 0.033 / 0.997,
+with SmoothQuant α 0.95 0.025 / 1.000 (kept), α 0.5 0.042 / 0.997. ViT-B/16 at 224 px (random init, 16
+images): CNN settings 0.43, TRANSFORMER 0.035 without SmoothQuant and 0.030 with it (99 vs 298 ms FP32).
 """
 
 from __future__ import annotations
@@ -45,10 +54,13 @@ from .base import (
 )
 from .head_scope import HeadScope, openvino_head_scope, verify_openvino_head_float
 from .scope import resolve_ignored_scope
+from .transformer import FLOAT_NODES_NOTE, TransformerFloat, TransformerPattern, find_transformer, openvino_float_ops
 
 FORMAT = Format.OPENVINO
 #: Upper bound on NNCF's accuracy-restoring iterations (each reverts one group of layers to float).
 MAX_RESTORE_ITERATIONS = 20
+#: SmoothQuant's alpha for a transformer's MatMuls (NNCF's own default; -1 switches it off). See the module docstring.
+SMOOTH_QUANT_MATMUL_ALPHA = 0.95
 
 
 def quantize_openvino(source: Any, directory: Path, *, request: QuantizeRequest) -> QuantizeResult:
@@ -64,25 +76,28 @@ def quantize_openvino(source: Any, directory: Path, *, request: QuantizeRequest)
             raise ConfigError("edgevision's OpenVINO bundles take NCHW input; this model takes NHWC. Use format onnx.")
         if request.scheme != "w8a8":
             raise ConfigError(f"OpenVINO INT8 here is w8a8; {request.scheme} is a TFLite option. Drop it or use format tflite.")
+        onnx = require("onnx", extra="onnx", what="onnx")
+        transformer = find_transformer(onnx.load(str(onnx_path), load_external_data=False))
         float_model = ov.convert_model(str(onnx_path))
         scope = openvino_head_scope(float_model, detection_output(source)) if request.keep_head_float else None
         ignored = _ignored_scope(nncf, float_model, request.ignored_scope, scope)
         calibration = nncf_dataset(request.calibration)
         detector = request.head is not None
         preset = nncf.QuantizationPreset.MIXED if detector else None
+        transformer_options = _transformer_options(nncf, transformer)
         try:
             with warnings.catch_warnings(), _quiet_nncf():
                 warnings.simplefilter("ignore")
                 if request.accuracy_control is None:
                     quantized = nncf.quantize(
                         float_model, calibration, subset_size=len(request.calibration), ignored_scope=ignored,
-                        preset=preset,
+                        preset=preset, **transformer_options,
                     )
                     how = "NNCF PTQ INT8"
                 else:
                     quantized = _quantize_with_accuracy_control(
                         nncf, float_model, calibration, request.accuracy_control, len(request.calibration), ignored,
-                        source=source, preset=preset,
+                        source=source, preset=preset, transformer_options=transformer_options,
                     )
                     metric = {"detect": "mAP50-95", "segment": "mIoU"}.get(getattr(source, "task", "classify"), "top-1")
                     how = (f"NNCF PTQ INT8 with accuracy control (max {metric} drop "
@@ -96,10 +111,35 @@ def quantize_openvino(source: Any, directory: Path, *, request: QuantizeRequest)
     if scope is not None:
         verify_openvino_head_float(ov.Core().read_model(str(directory / artifact.model_files[0])), scope)
     restored = _float_layers(quantized) if request.accuracy_control is not None else ""
+    kept = None
+    if transformer is not None:
+        kept = TransformerFloat(
+            pattern=transformer, nodes=openvino_float_ops(quantized), engine_note=_transformer_note(transformer_options)
+        )
     summary = (f"{how}, {request.calibration.describe()}{ignored_note(request.ignored_scope)}"
-               f"{head_note(request, scope)}{restored}")
+               f"{head_note(request, scope)}{restored}{kept.note() if kept is not None else ''}")
     versions = {**onnx_artifact.versions, **artifact.versions, "nncf": package_version("nncf")}
-    return QuantizeResult(artifact=replace(artifact, versions=versions), summary=summary)
+    notes = {FLOAT_NODES_NOTE: kept.node_list()} if kept is not None else {}
+    return QuantizeResult(artifact=replace(artifact, versions=versions), summary=summary, notes=notes)
+
+
+def _transformer_options(nncf: Any, transformer: TransformerPattern | None) -> dict[str, Any]:
+    """NNCF's transformer settings (model type; SmoothQuant with `SMOOTH_QUANT_MATMUL_ALPHA`), or none for a CNN."""
+    if transformer is None:
+        return {}
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, AdvancedSmoothQuantParameters
+
+    alphas = AdvancedSmoothQuantParameters(matmul=SMOOTH_QUANT_MATMUL_ALPHA)
+    return {
+        "model_type": nncf.ModelType.TRANSFORMER,
+        "advanced_parameters": AdvancedQuantizationParameters(smooth_quant_alphas=alphas),
+    }
+
+
+def _transformer_note(options: dict[str, Any]) -> str:
+    alpha = options["advanced_parameters"].smooth_quant_alphas.matmul
+    smooth = f"SmoothQuant alpha {alpha} on MatMuls" if alpha >= 0 else "no SmoothQuant"
+    return f"NNCF model_type=TRANSFORMER, {smooth}"
 
 
 def _ignored_scope(nncf: Any, model: Any, ignored_scope: tuple[str, ...], head: HeadScope | None) -> Any:
@@ -115,7 +155,7 @@ def _ignored_scope(nncf: Any, model: Any, ignored_scope: tuple[str, ...], head: 
 
 def _quantize_with_accuracy_control(
     nncf: Any, model: Any, calibration: Any, control: AccuracyControl, subset_size: int, ignored: Any, *, source: Any,
-    preset: Any,
+    preset: Any, transformer_options: dict[str, Any],
 ) -> Any:
     """NNCF accuracy control: top-1 on an ImageFolder for classifiers, COCO mAP50-95 for detectors, mIoU on a mask
     split for segmenters."""
@@ -137,7 +177,8 @@ def _quantize_with_accuracy_control(
         validation, validate = nncf.Dataset(items, lambda item: item[0]), _top1
     return nncf.quantize_with_accuracy_control(
         model, calibration, validation, validate, max_drop=control.max_drop, subset_size=subset_size,
-        ignored_scope=ignored, preset=preset,
+        ignored_scope=ignored, preset=preset, model_type=transformer_options.get("model_type"),
+        advanced_quantization_parameters=transformer_options.get("advanced_parameters"),
         advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(max_num_iterations=MAX_RESTORE_ITERATIONS),
     )
 

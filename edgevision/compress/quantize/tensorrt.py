@@ -46,11 +46,13 @@ def quantize_tensorrt(source: Any, directory: Path, *, request: QuantizeRequest)
     if tensorrt_major(trt.__version__) >= STRONG_TYPING_ONLY_MAJOR:
         from .onnx import write_qdq_onnx
 
-        artifact, scope = write_qdq_onnx(source, directory / MODEL_FILE, request=request, symmetric_activations=True)
+        artifact, scope, transformer = write_qdq_onnx(
+            source, directory / MODEL_FILE, request=request, symmetric_activations=True
+        )
         summary = (
             f"Q/DQ INT8 for TensorRT {trt.__version__} (symmetric int8 activations, per-channel weights, ONNX Runtime "
             f"MinMax calibration), {request.calibration.describe()}{ignored_note(request.ignored_scope)}"
-            f"{head_note(request, scope)}"
+            f"{head_note(request, scope)}{transformer.note() if transformer is not None else ''}"
         )
         return QuantizeResult(artifact=artifact, summary=summary, runtime="tensorrt")
     if request.ignored_scope:

@@ -103,16 +103,16 @@ def engines_table(found: dict) -> list[str]:
                 key = f"{role}_{engine}_{precision}"
                 label = f"| {name} | {engine_name} | {precision_name}"
                 if key in failures:
-                    lines.append(f"{label} | — | — | — | — | — | — | — | **refused**: {failures[key]} |")
+                    lines.append(f"{label} | — | — | — | — | — | — | — | **refused**: {_cell(failures[key])} |")
                     continue
                 row = rows.get(key)
                 agreed = _pct((parity.get(key) or {}).get("top1_agreement"))
-                if row is None:
-                    lines.append(f"{label} | — | — | — | — | — | {agreed} | — | built, not timed (no row to pair "
-                                 "it with) |")
-                    continue
-                top1 = row.get("accuracy")
+                top1 = (found.get("accuracy") or {}).get(key, (row or {}).get("accuracy"))
                 delta = "—" if top1 is None or torch_top1 is None else f"{(top1 - torch_top1) * 100:+.2f}"
+                if row is None:
+                    lines.append(f"{label} | — | — | — | {_pct(top1)} | {delta} | {agreed} | — | built, not timed "
+                                 "(no other row to pair it with) |")
+                    continue
                 speedup = (_ratio(ratios, f"{role}_{engine}_fp32", key) if precision == "int8" else "")
                 lines.append(f"{label} ({row['engine_precision']}) | {row['p50_ms']:.3f} | {row['p90_ms']:.3f} | "
                              f"{row['size_mb']:.2f} | {_pct(top1)} | {delta} | {agreed} | {speedup} | |")
@@ -168,9 +168,9 @@ def limits(found: dict, settings: dict) -> list[str]:
     if slower:
         notes.append("INT8 was slower than FP32 for " + ", ".join(slower) + " (paired median below 1×): the engine's "
                      "INT8 kernels plus the conversions between them cost more than they save at this size.")
-    refused = [f"{_label(k)} ({why})" for k, why in found["failures"].items()]
+    refused = [_label(k) for k in found["failures"]]
     if refused:
-        notes.append("Refused by edgevision, so not measured: " + "; ".join(refused) + ".")
+        notes.append("Refused by edgevision, so not timed (why: in the table): " + ", ".join(refused) + ".")
     low = [_label(k) for k, p in found["parity"].items() if k.endswith("_int8") and p.get("top1_agreement") is not None
            and p["top1_agreement"] < found["default_int8_agreement"]]
     if low:
@@ -197,6 +197,11 @@ def section_provenance(found: dict | None) -> list[str]:
         parts.append(f"{name} `{model['architecture']}` reused from `{Path(item['path']).name}` ({commit})"
                      if item.get("reused") else f"{name} `{model['architecture']}` built in this run")
     return [f"- **{found['title']} models:** " + "; ".join(parts)]
+
+
+def _cell(text: str) -> str:
+    """`text` safe inside a Markdown table cell (a `|` in an error message would split the cell)."""
+    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def _label(key: str) -> str:

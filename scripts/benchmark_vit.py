@@ -42,13 +42,26 @@ QUICK_PLAN = replace(PLAN, vit_epochs=1, cnn_epochs=(1,))
 
 def plan_pairs(keys: list[str]) -> list[tuple[str, str]]:
     """(reference, candidate) pairs among the built rows: FP32 → INT8 on each engine (ratio = INT8 speed-up), then
-    ViT → CNN at each engine and precision (ratio = how many times the CNN's latency the ViT's is)."""
+    ViT → CNN at each engine and precision (ratio = how many times the CNN's latency the ViT's is). A built row in
+    none of them (its partners were refused) is paired with another row, preferably of its own model, so that every
+    row that can be timed is."""
     present = set(keys)
     pairs = [(row_key(role, engine, "fp32"), row_key(role, engine, "int8"))
              for role in ROLES for engine, _, _ in ENGINES]
     pairs += [(row_key("vit", engine, precision), row_key("cnn", engine, precision))
               for engine, _, _ in ENGINES for precision in PRECISIONS]
-    return [(a, b) for a, b in pairs if a in present and b in present]
+    pairs = [(a, b) for a, b in pairs if a in present and b in present]
+    covered = {key for pair in pairs for key in pair}
+    for key in keys:
+        if key in covered:
+            continue
+        others = [k for k in keys if k != key]
+        own = [k for k in others if k.split("_")[0] == key.split("_")[0]]
+        if own or others:
+            partner = (own or others)[0]
+            pairs.append((partner, key))
+            covered |= {key, partner}
+    return pairs
 
 
 def run_transformer(args: argparse.Namespace, *, quiet_cores: float, log: Log) -> dict:
@@ -99,7 +112,7 @@ def run_transformer(args: argparse.Namespace, *, quiet_cores: float, log: Log) -
     return {
         "title": plan.title, "plan": plan_dict(plan), "input_size": size, "accuracy_split": "test",
         "selection_split": "val", "accuracy_images": images, "models": models, "cnn_candidates": prepared.candidates,
-        "rows": rows, "ratios": ratios, "rounds": timing.get("rounds", []), "parity": built.parity,
+        "accuracy": accuracy, "rows": rows, "ratios": ratios, "rounds": timing.get("rounds", []), "parity": built.parity,
         "failures": built.failures, "calibration_images": args.calibration_images,
         "int8_bench_agreement": INT8_BENCH_AGREEMENT, "default_int8_agreement": ParityConfig().min_top1_agreement,
         "fp32_relative_tolerance": RELATIVE_TOLERANCE[Precision.FP32], "cpus": os.cpu_count(),

@@ -6,8 +6,8 @@ the classifier section (trained at 64 px, timed at 224 px) the ViT cannot be tim
 built for, and the CNN is kept at the same size so the two compare like for like.
 
 The CNN is chosen by measurement, not by hand: candidate (architecture, epochs) budgets are trained in
-increasing order until one reaches the ViT's validation top-1, and the budget whose validation top-1 is
-closest to the ViT's is taken. Validation chooses (the ViT's best epoch, the CNN and its epochs, parity);
+increasing order until one reaches the ViT's validation top-1, and the working budget (clearly above chance)
+whose validation top-1 is closest to the ViT's is taken. Validation chooses (the ViT's best epoch, the CNN and its epochs, parity);
 the test split is only measured. Trained models are cached in `<work>/models` with the commit that built them.
 """
 
@@ -34,6 +34,8 @@ ENGINES = (("onnxruntime", "onnx", "ONNX Runtime"), ("openvino", "openvino", "Op
 PRECISIONS = ("fp32", "int8")
 #: The two compared models' row-key prefixes.
 ROLES = ("vit", "cnn")
+#: A CNN candidate must beat chance by this factor on val to count as a working classifier (see choose_cnn).
+CHANCE_FACTOR = 1.5
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -111,11 +113,16 @@ def train_or_reuse(architecture: str, epochs: int, digits: DigitsSplit, *, plan:
                         seconds, _provenance(path, meta, reused=False))
 
 
-def choose_cnn(vit_val_top1: float, candidates: list[dict]) -> int:
-    """Index of the candidate whose val top-1 is closest to the ViT's; a tie goes to the one tried first."""
+def choose_cnn(vit_val_top1: float, candidates: list[dict], *, chance: float) -> int:
+    """Index of the candidate whose val top-1 is closest to the ViT's; a tie goes to the one tried first.
+
+    A candidate within CHANCE_FACTOR × chance (1 / number of classes) is not a working classifier (its outputs
+    barely vary, so no export of it can even be checked), and is chosen only when every candidate is one.
+    """
     if not candidates:
         raise ValueError("no CNN candidate was trained")
-    return min(range(len(candidates)), key=lambda i: (abs(candidates[i]["val_top1"] - vit_val_top1), i))
+    working = [i for i, c in enumerate(candidates) if c["val_top1"] > CHANCE_FACTOR * chance] or range(len(candidates))
+    return min(working, key=lambda i: (round(abs(candidates[i]["val_top1"] - vit_val_top1), 9), i))
 
 
 def prepare_pair(plan: VitPlan, digits: DigitsSplit, *, work: Path, fresh: bool, log: Log) -> PreparedPair:
@@ -132,7 +139,7 @@ def prepare_pair(plan: VitPlan, digits: DigitsSplit, *, work: Path, fresh: bool,
                 break  # longer budgets only move further above the ViT
     candidates = [{"architecture": e.architecture, "epochs": e.epochs, "best_epoch": e.best_epoch,
                    "val_top1": e.val_top1, "test_top1": e.test_top1, "chosen": False} for e in tried]
-    chosen = choose_cnn(vit.val_top1, candidates)
+    chosen = choose_cnn(vit.val_top1, candidates, chance=1 / len(vit.model.labels))
     candidates[chosen]["chosen"] = True
     cnn = tried[chosen]
     log(f"  chose {cnn.architecture} trained {cnn.epochs} epoch(s): val top-1 {cnn.val_top1:.2%} "

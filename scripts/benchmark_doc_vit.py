@@ -79,10 +79,15 @@ def candidates_table(found: dict) -> list[str]:
     vit = found["models"]["vit"]
     plan = found.get("plan") or {}
     tried = found.get("cnn_candidates") or []
+    floor = ""
+    if found.get("classes") and found.get("cnn_chance_factor"):
+        factor = found["cnn_chance_factor"]
+        floor = (f" among those above {factor:g}× chance ({_pct(factor / found['classes'])} val top-1; below it a "
+                 "classifier's outputs barely vary and it is no comparison)")
     lines = [(f"Choosing the CNN: each of {_names(plan.get('cnn_architectures'))} was trained for "
               f"{_epochs(plan.get('cnn_epochs'))} epoch(s) in turn, stopping at the first budget whose val top-1 "
-              f"reached the ViT's ({_pct(vit['val_top1'])}); the budget closest to the ViT's val top-1 was taken. "
-              "Test top-1 is shown, not used."), "",
+              f"reached the ViT's ({_pct(vit['val_top1'])}); the budget closest to the ViT's val top-1 was taken"
+              f"{floor}. Test top-1 is shown, not used."), "",
              "| candidate | epochs (val chose) | val top-1 | Δ val vs ViT pt | test top-1 | chosen |",
              "|---|---|---|---|---|---|"]
     for c in tried:

@@ -18,6 +18,7 @@ from dataclasses import replace
 
 from benchmark_models import INT8_BENCH_AGREEMENT, BuiltBundles, Log, run_paired_job
 from benchmark_vit_models import (
+    CHANCE_FACTOR,
     ENGINES,
     PRECISIONS,
     ROLES,
@@ -112,6 +113,7 @@ def run_transformer(args: argparse.Namespace, *, quiet_cores: float, log: Log) -
     return {
         "title": plan.title, "plan": plan_dict(plan), "input_size": size, "accuracy_split": "test",
         "selection_split": "val", "accuracy_images": images, "models": models, "cnn_candidates": prepared.candidates,
+        "cnn_chance_factor": CHANCE_FACTOR, "classes": len(prepared.vit.model.labels),
         "accuracy": accuracy, "rows": rows, "ratios": ratios, "rounds": timing.get("rounds", []), "parity": built.parity,
         "failures": built.failures, "calibration_images": args.calibration_images,
         "int8_bench_agreement": INT8_BENCH_AGREEMENT, "default_int8_agreement": ParityConfig().min_top1_agreement,

@@ -49,7 +49,8 @@ def fake_result() -> dict:
     return {
         "title": "ViT vs CNN", "input_size": 32, "accuracy_split": "test", "selection_split": "val",
         "accuracy_images": 360, "calibration_images": 300, "int8_bench_agreement": 0.9,
-        "default_int8_agreement": 0.995, "fp32_relative_tolerance": 1e-3, "cpus": 2,
+        "default_int8_agreement": 0.995, "fp32_relative_tolerance": 1e-3, "cpus": 2, "classes": 10,
+        "cnn_chance_factor": 1.5,
         "plan": {"cnn_architectures": ["mobilenet_v3_small", "resnet18"], "cnn_epochs": [1, 2]},
         "models": {
             "vit": {"architecture": "vit_tiny", "epochs": 40, "best_epoch": 38, "val_top1": 0.95, "test_top1": 0.90,
@@ -110,6 +111,7 @@ def test_the_section_renders_rows_refusals_ratios_and_limits(scripts):
     assert "Refused by edgevision, so not timed (why: in the table): ViT TFLite INT8." in text
     assert "| OpenVINO | FP32 | 0.400 | 0.100 | 4.00× (3.90–4.20) | 0.22× |" in text
     assert "| `resnet18` | 1 (epoch 1) | 94.00% | -1.00 | 91.00% | **yes** |" in text
+    assert "trained for 1, 2 epoch(s) in turn" in text and "among those above 1.5× chance (15.00% val top-1" in text
     assert "| ViT | `vit_tiny` | 0.31 M | 23.0 | 40 (epoch 38) | 95.00% | 90.00% |" in text
     assert "INT8 was slower than FP32 for ViT on ONNX Runtime" in text
     assert "below edgevision's default INT8 agreement (99.50%)" in text and "ViT ONNX Runtime INT8" in text

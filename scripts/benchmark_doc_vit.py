@@ -38,7 +38,8 @@ def method(found: dict, settings: dict) -> list[str]:
          f"`VisionTransformer` with {config.get('patch_size', '?')}-pixel patches, {config.get('layers', '?')} "
          f"encoder layers of width {config.get('hidden', '?')}, {config.get('heads', '?')} heads, MLP "
          f"{config.get('mlp', '?')}) beside a CNN of similar accuracy (`{cnn['architecture']}`, chosen below), both "
-         f"trained from scratch on the digits at {size}×{size} with `edgevision.train.train_classifier`, each "
+         f"trained from scratch on the digits at {size}×{size} with `edgevision.train.train_classifier`, each with "
+         "its architecture's own recipe (`TrainConfig.for_architecture`), each "
          "exported for ONNX Runtime, OpenVINO and TFLite in FP32 and in edgevision's INT8."),
         "",
         (f"- **Accuracy:** top-1 on the digits **{found['accuracy_split']} split** "
@@ -65,13 +66,21 @@ def method(found: dict, settings: dict) -> list[str]:
 
 
 def models_table(found: dict) -> list[str]:
-    lines = [("| model | architecture | parameters | MMACs per image | epochs (val chose) | val top-1 | "
-             "test top-1, PyTorch FP32 |"), "|---|---|---|---|---|---|---|"]
+    lines = [("| model | architecture | parameters | MMACs per image | training (AdamW, one-cycle) | epochs (val chose) "
+              "| val top-1 | test top-1, PyTorch FP32 |"), "|---|---|---|---|---|---|---|---|"]
     for role, name in ROLES:
         m = found["models"][role]
         lines.append(f"| {name} | `{m['architecture']}` | {_count(m.get('params'))} | {_mmacs(m.get('macs'))} | "
-                     f"{m['epochs']} (epoch {m['best_epoch']}) | {_pct(m['val_top1'])} | {_pct(m['test_top1'])} |")
+                     f"{_recipe(m.get('recipe'))} | {m['epochs']} (epoch {m['best_epoch']}) | {_pct(m['val_top1'])} | "
+                     f"{_pct(m['test_top1'])} |")
     return lines
+
+
+def _recipe(recipe: dict | None) -> str:
+    if not recipe:
+        return "—"
+    return (f"lr {recipe['learning_rate']:g}, weight decay {recipe['weight_decay']:g}, "
+            f"batch {recipe['batch_size']}")
 
 
 def candidates_table(found: dict) -> list[str]:

@@ -45,7 +45,7 @@ class VitPlan:
     title: str = "Vision Transformer vs a CNN of similar accuracy (digits, 32×32)"
     architecture: str = "vit_tiny"
     input_size: int = 32
-    vit_epochs: int = 40
+    vit_epochs: int | None = None  # None: the architecture's own recipe (TrainConfig.for_architecture)
     #: Searched in this order; for each architecture the epoch budgets grow until one reaches the ViT's val top-1.
     cnn_architectures: tuple[str, ...] = ("mobilenet_v3_small", "resnet18")
     cnn_epochs: tuple[int, ...] = (1, 2, 3, 4, 6, 8)
@@ -64,10 +64,12 @@ class TrainedEntry:
     test_top1: float  # torch FP32 on the test split; chose nothing
     seconds: float  # training time (0 when reused)
     provenance: dict
+    recipe: dict  # learning_rate, weight_decay, batch_size (AdamW + one-cycle)
 
     def describe(self) -> dict:
         return {"architecture": self.architecture, "epochs": self.epochs, "best_epoch": self.best_epoch,
-                "val_top1": self.val_top1, "test_top1": self.test_top1, "provenance": self.provenance}
+                "val_top1": self.val_top1, "test_top1": self.test_top1, "recipe": self.recipe,
+                "provenance": self.provenance}
 
 
 @dataclass
@@ -83,22 +85,29 @@ class PreparedPair:
         return self.vit if role == "vit" else self.cnn
 
 
-def train_or_reuse(architecture: str, epochs: int, digits: DigitsSplit, *, plan: VitPlan, work: Path, fresh: bool,
-                   log: Log) -> TrainedEntry:
-    """`architecture` trained for `epochs` at the plan's size (val keeps the best epoch), or the cached copy."""
+def train_or_reuse(architecture: str, epochs: int | None, digits: DigitsSplit, *, plan: VitPlan, work: Path,
+                   fresh: bool, log: Log) -> TrainedEntry:
+    """`architecture` trained with its own recipe (`TrainConfig.for_architecture`: a ViT's learning rate and weight
+    decay differ from a CNN's) for `epochs` (None: the recipe's) at the plan's size, val keeping the best epoch; or
+    the cached copy, keyed on every setting that changes the weights."""
+    # threads=None: torch's default (OMP_NUM_THREADS where set), so a run beside other work can be held to one core.
+    config = TrainConfig.for_architecture(architecture, input_size=plan.input_size, epochs=epochs, seed=plan.seed)
+    epochs = config.epochs
+    recipe = {"learning_rate": config.learning_rate, "weight_decay": config.weight_decay,
+              "batch_size": config.batch_size}
     models = work / "models"
     models.mkdir(parents=True, exist_ok=True)
-    path = models / f"vit-section-{architecture}-{plan.input_size}px-{epochs}ep-seed{plan.seed}-data{data_tag(digits)}.pt"
+    path = models / (f"vit-section-{architecture}-{plan.input_size}px-{epochs}ep-lr{config.learning_rate:g}"
+                     f"-wd{config.weight_decay:g}-b{config.batch_size}-seed{plan.seed}-data{data_tag(digits)}.pt")
     meta_path = path.with_suffix(".json")
     if path.is_file() and meta_path.is_file() and not fresh:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         log(f"  reusing {architecture} ({epochs} epochs) from {path}, built by {meta['built_by']['commit']}")
         return TrainedEntry(TrainedModel.load(path), architecture, epochs, meta["best_epoch"], meta["val_top1"],
-                            meta["test_top1"], 0.0, _provenance(path, meta, reused=True))
-    log(f"  training {architecture} at {plan.input_size}×{plan.input_size} for {epochs} epoch(s)")
+                            meta["test_top1"], 0.0, _provenance(path, meta, reused=True), recipe)
+    log(f"  training {architecture} at {plan.input_size}×{plan.input_size} for {epochs} epoch(s) (learning rate "
+        f"{config.learning_rate:g}, weight decay {config.weight_decay:g})")
     started = time.perf_counter()
-    # threads=None: torch's default (OMP_NUM_THREADS where set), so a run beside other work can be held to one core.
-    config = TrainConfig(architecture=architecture, input_size=plan.input_size, epochs=epochs, seed=plan.seed)
     model, report = train_classifier(
         digits.train, digits.val, test_dir=digits.test, config=config,
         on_epoch=lambda e, n, loss, acc: log(f"    epoch {e}/{n}: loss {loss:.3f}, val top-1 {acc:.2%}"))
@@ -110,7 +119,7 @@ def train_or_reuse(architecture: str, epochs: int, digits: DigitsSplit, *, plan:
     log(f"    val chose epoch {report.best_epoch}/{epochs}: val top-1 {report.val_accuracy:.2%}, "
         f"test top-1 {report.test_accuracy:.2%}, {seconds:.0f} s")
     return TrainedEntry(model, architecture, epochs, report.best_epoch, report.val_accuracy, report.test_accuracy,
-                        seconds, _provenance(path, meta, reused=False))
+                        seconds, _provenance(path, meta, reused=False), recipe)
 
 
 def choose_cnn(vit_val_top1: float, candidates: list[dict], *, chance: float) -> int:

@@ -54,6 +54,7 @@ def fake_result() -> dict:
         "plan": {"cnn_architectures": ["mobilenet_v3_small", "resnet18"], "cnn_epochs": [1, 2]},
         "models": {
             "vit": {"architecture": "vit_tiny", "epochs": 40, "best_epoch": 38, "val_top1": 0.95, "test_top1": 0.90,
+                    "recipe": {"learning_rate": 1e-3, "weight_decay": 0.05, "batch_size": 64},
                     "macs": 23_000_000, "params": 310_000, "provenance": provenance,
                     "config": {"patch_size": 4, "layers": 4, "heads": 3, "hidden": 96, "mlp": 192}},
             "cnn": {"architecture": "resnet18", "epochs": 1, "best_epoch": 1, "val_top1": 0.94, "test_top1": 0.91,
@@ -112,7 +113,9 @@ def test_the_section_renders_rows_refusals_ratios_and_limits(scripts):
     assert "| OpenVINO | FP32 | 0.400 | 0.100 | 4.00× (3.90–4.20) | 0.22× |" in text
     assert "| `resnet18` | 1 (epoch 1) | 94.00% | -1.00 | 91.00% | **yes** |" in text
     assert "trained for 1, 2 epoch(s) in turn" in text and "among those above 1.5× chance (15.00% val top-1" in text
-    assert "| ViT | `vit_tiny` | 0.31 M | 23.0 | 40 (epoch 38) | 95.00% | 90.00% |" in text
+    assert ("| ViT | `vit_tiny` | 0.31 M | 23.0 | lr 0.001, weight decay 0.05, batch 64 | 40 (epoch 38) | 95.00% | "
+            "90.00% |") in text
+    assert "| CNN | `resnet18` | 11.00 M | 37.0 | — | 1 (epoch 1) |" in text
     assert "INT8 was slower than FP32 for ViT on ONNX Runtime" in text
     assert "below edgevision's default INT8 agreement (99.50%)" in text and "ViT ONNX Runtime INT8" in text
     assert "median of 0.40 and at most 0.60 CPUs" in text and "2 logical CPUs" in text

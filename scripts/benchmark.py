@@ -1,7 +1,8 @@
 """`make bench`: PyTorch eager vs ONNX Runtime vs OpenVINO vs "export + INT8 PTQ" vs edgevision's full
 pipeline (prune + distil + INT8) for ResNet-18 and MobileNetV3-Small, the same for the demo detector
 (with INT8 head-in-float rows and mAP: scripts/benchmark_detect.py) and the demo segmenter (mIoU:
-scripts/benchmark_segment.py), plus edgevision's runtime vs plain OpenVINO, plus stream FPS vs raw engine FPS.
+scripts/benchmark_segment.py), the demo Vision Transformer beside a CNN of similar accuracy per engine and
+precision (scripts/benchmark_vit.py), plus edgevision's runtime vs plain OpenVINO, plus stream FPS vs raw engine FPS.
 
 Writes <out>/benchmarks.md and <out>/benchmarks.json. Accuracy is measured through each engine at
 the training size on the digits TEST split (val chose epochs, checkpoints and parity; test chose
@@ -13,6 +14,7 @@ round, and a speed-up is the median of the per-round ratios, reported with its s
     python scripts/benchmark.py --out /tmp/b --quick      # a smoke run: one small model, few rounds
     python scripts/benchmark.py --models detector --out /tmp/b   # the detection section alone
     python scripts/benchmark.py --models segmenter --out docs --merge   # re-measure one section, keep the rest
+    python scripts/benchmark.py --models vit --out docs --merge         # the transformer section into docs
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from benchmark_models import (
     run_paired_job,
 )
 from benchmark_segment import run_segmentation
+from benchmark_vit import run_transformer
 
 from edgevision.bench import BenchConfig, bench
 from edgevision.bench.paired import RatioStats, pair_key
@@ -72,7 +75,9 @@ PLANS = {
 DETECTOR = "detector"
 #: The segmentation section's name in --models (scripts/benchmark_segment.py).
 SEGMENTER = "segmenter"
-MODEL_NAMES = (*PLANS, DETECTOR, SEGMENTER)
+#: The transformer section's name in --models (scripts/benchmark_vit.py).
+VIT = "vit"
+MODEL_NAMES = (*PLANS, DETECTOR, SEGMENTER, VIT)
 MAX_FULL_DROP_PT = 1.0
 MAX_PTQ_DROP_PT = 0.5
 #: Before each latency round, wait for other processes to use less than this many cores.
@@ -167,6 +172,7 @@ def main() -> None:
     results = [run_model(plan, digits, args) for plan in plans]
     detection = run_detection(args, quiet_cores=QUIET_CORES, log=log) if DETECTOR in names else None
     segmentation = run_segmentation(args, quiet_cores=QUIET_CORES, log=log) if SEGMENTER in names else None
+    transformer = run_transformer(args, quiet_cores=QUIET_CORES, log=log) if VIT in names else None
     stream = None if args.no_stream or not results else run_stream_benchmarks(results, args.work, args.quiet_wait, args.threads)
     machine["load_end"] = [round(v, 2) for v in os.getloadavg()]
     payload = {
@@ -194,6 +200,7 @@ def main() -> None:
         "models": results,
         "detection": detection,
         "segmentation": segmentation,
+        "transformer": transformer,
         "stream": stream,
         "seconds": round(time.perf_counter() - _STARTED, 1),
     }

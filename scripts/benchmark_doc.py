@@ -14,6 +14,8 @@ from benchmark_doc_detect import detection_section
 from benchmark_doc_segment import segmentation_section
 from benchmark_doc_stream import stream_section
 from benchmark_doc_task import section_provenance
+from benchmark_doc_vit import section_provenance as transformer_provenance
+from benchmark_doc_vit import transformer_section
 
 MAIN_ROWS = ("eager", "ort_fp32", "ov_fp32", "ov_bf16", "oneliner")
 #: (edgevision row, plain OpenVINO row on the same bundle, what the bundle is)
@@ -45,6 +47,7 @@ def render(payload: dict) -> str:
             lines += _model_section(model, s, labels=labels, full_candidates=candidates)
     lines += detection_section(payload.get("detection"), s)
     lines += segmentation_section(payload.get("segmentation"), s)
+    lines += transformer_section(payload.get("transformer"), s)
     if payload["models"]:
         lines += _overhead_section(payload["models"], s)
         lines += stream_section(payload.get("stream"), threads=s["threads"], cpus=payload["machine"].get("cpus"),
@@ -54,6 +57,7 @@ def render(payload: dict) -> str:
         "```", "make bench            # = .venv/bin/python scripts/benchmark.py --out docs",
         "python scripts/benchmark.py --models detector --out docs   # the detection section alone",
         "python scripts/benchmark.py --models segmenter --out docs --merge   # re-measure one section, keep the rest",
+        "python scripts/benchmark.py --models vit --out docs --merge   # the transformer section alone, merged",
         "```", "",
         ("Trained and distilled models are cached in `runs/bench/models` with the commit that built them "
          "(`--fresh` retrains); bundles are rebuilt every run. `python scripts/benchmark.py --help` lists the "
@@ -88,6 +92,7 @@ def header(payload: dict) -> list[str]:
         lines.append(f"- **{model['title']} models:** " + "; ".join(
             _provenance(name, item) for name, item in (model.get("provenance") or {}).items()))
     lines += section_provenance(payload.get("detection")) + section_provenance(payload.get("segmentation"))
+    lines += transformer_provenance(payload.get("transformer"))
     for merged in payload.get("merged", []):
         code = str((merged.get("code_version") or {}).get("commit", "unknown"))
         lines.append(f"- **Merged (`--merge`):** the {' and '.join(merged['sections'])} section(s) were measured on "
@@ -100,7 +105,8 @@ def header(payload: dict) -> list[str]:
 def load_note(payload: dict) -> list[str]:
     """How busy the machine was while rows were timed, from the per-round CPU readings."""
     cpus = payload["machine"].get("cpus")
-    sections = [*payload["models"], *(payload[k] for k in ("detection", "segmentation") if payload.get(k))]
+    sections = [*payload["models"],
+                *(payload[k] for k in ("detection", "segmentation", "transformer") if payload.get(k))]
     readings = [r["others_cores"] for model in sections for r in model.get("rounds", [])
                 if r.get("others_cores") is not None]
     if not readings:

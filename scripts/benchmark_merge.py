@@ -8,13 +8,13 @@ settings it was measured under and `merged` says which sections a later run repl
 from __future__ import annotations
 
 #: Sections a run can replace on its own: each renders from its own entry (and its own settings).
-TASK_SECTIONS = ("detection", "segmentation")
+TASK_SECTIONS = ("detection", "segmentation", "transformer")
 
 
 def merge_sections(existing: dict, fresh: dict) -> dict:
     """`existing` with the task sections `fresh` measured replaced by fresh's (see the module docstring)."""
     if fresh.get("models"):
-        raise SystemExit("--merge replaces the detector / segmenter sections only; the classifier rows share the "
+        raise SystemExit("--merge replaces the detector / segmenter / vit sections only; the classifier rows share the "
                          "header's settings with the stream section: measure them without --merge")
     measured = [name for name in TASK_SECTIONS if fresh.get(name)]
     merged = dict(existing)

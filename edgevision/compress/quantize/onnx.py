@@ -144,11 +144,20 @@ def write_qdq_onnx(source: Any, path: Path, *, request: QuantizeRequest, symmetr
 
 def _prepare(quant_pre_process: Any, float_path: Path, prepared_path: Path) -> None:
     """``quant_pre_process``; again without symbolic shape inference where that fails (it asserts on the
-    batch-dependent Reshape of torchvision's attention), since ONNX's own shape inference suffices for QDQ."""
+    batch-dependent Reshape of torchvision's attention), since ONNX's own shape inference suffices for QDQ.
+
+    Runs in the scratch folder: a failed symbolic inference leaves ``sym_shape_infer_temp.onnx`` in the
+    working directory, which must not be the user's."""
+    with contextlib.chdir(prepared_path.parent):
+        _prepare_here(quant_pre_process, float_path.resolve(), prepared_path.resolve())
+
+
+def _prepare_here(quant_pre_process: Any, float_path: Path, prepared_path: Path) -> None:
     try:
         with _quiet():
             quant_pre_process(str(float_path), str(prepared_path))
     except Exception as exc:  # noqa: BLE001 - retried below; if that fails too, this first error is reported
+        (prepared_path.parent / "sym_shape_infer_temp.onnx").unlink(missing_ok=True)
         try:
             with _quiet():
                 quant_pre_process(str(float_path), str(prepared_path), skip_symbolic_shape=True)

@@ -35,8 +35,8 @@ def test_a_raw_library_error_is_marked_unhandled_and_an_edgevision_error_is_a_re
 def test_table_and_readme_block(matrix, tmp_path):
     cells = {name: {"ok": True, "text": "100.0%", "unhandled": False, "seconds": 1.0} for name in matrix.COLUMNS}
     cells["prune"] = {"ok": False, "text": "swin_t cannot be pruned: x | y. More.", "unhandled": False, "seconds": 1.0}
-    table = matrix.render_table([{"architecture": "swin_t", "val_top1": 0.5, "cells": cells}])
-    assert "| swin_t | 50.0% | ✔ 100.0% |" in table and table.rstrip().endswith("✘ swin_t cannot be pruned: x / y |")
+    table = matrix.render_table([{"architecture": "swin_t", "epochs": 2, "val_top1": 0.5, "cells": cells}])
+    assert "| swin_t | 2 | 50.0% | ✔ 100.0% |" in table and table.rstrip().endswith("✘ swin_t cannot be pruned: x / y |")
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{matrix.README_BEGIN}\nold\n{matrix.README_END}\noutro\n")
     matrix.update_readme(readme, table)

@@ -125,7 +125,8 @@ def test_train_demo_trains_the_demo_vit_with_its_own_recipe(tmp_path):
 
 def test_demo_gates_parity_on_val_and_reports_top1_on_test(tmp_path):
     out = tmp_path / "demo"
-    result = runner.invoke(app, ["demo", "-o", str(out), "--arch", "mobilenet_v3_small", "--size", "16", "--epochs", "1",
+    # resnet18: one epoch of MobileNetV3-Small at 16 px answers the same for every image (parity not established)
+    result = runner.invoke(app, ["demo", "-o", str(out), "--arch", "resnet18", "--size", "16", "--epochs", "1",
                                  "--formats", "onnx", "--precisions", "fp32", "--iterations", "5", "--threads", "1",
                                  "--no-compress", "--no-detect"])
     assert result.exit_code == 0, result.output

@@ -40,6 +40,11 @@ test-fast: install
 bench: install
 	$(PY) scripts/benchmark.py --out docs
 
+## The architecture matrix (torchvision classifiers × export/INT8/pruning): docs/architectures.md/.json and the README table.
+.PHONY: architectures
+architectures: install
+	$(PY) scripts/architecture_matrix.py --out docs --readme README.md
+
 ## A smoke run of the benchmark (one small model, 1-epoch training, few rounds): not for publishing.
 .PHONY: bench-quick
 bench-quick: install

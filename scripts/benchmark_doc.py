@@ -13,6 +13,8 @@ from pathlib import Path
 from benchmark_doc_detect import detection_section
 from benchmark_doc_segment import segmentation_section
 from benchmark_doc_stream import stream_section
+from benchmark_doc_task import format_num as _num
+from benchmark_doc_task import format_pct as _pct
 from benchmark_doc_task import section_provenance
 from benchmark_doc_vit import section_provenance as transformer_provenance
 from benchmark_doc_vit import transformer_section
@@ -330,12 +332,6 @@ def _duration(seconds: float) -> str:
     return f"{minutes} min {rest} s" if minutes else f"{rest} s"
 
 
-def _num(value: float | None) -> str:
-    return "?" if value is None else f"{value:g}"
-
-
-def _pct(value: float | None) -> str:
-    return "—" if value is None else f"{value:.2%}"
 
 
 def _cores(value: float | None) -> str:

@@ -181,3 +181,12 @@ def _f(value: float | None) -> str:
 
 def _gmacs(value: int | None) -> str:
     return "—" if value is None else f"{value / 1e9:.3f}"
+
+
+# Number formats shared by the doc renderers (benchmark_doc, benchmark_doc_vit).
+def format_num(value: float | None) -> str:
+    return "?" if value is None else f"{value:g}"
+
+
+def format_pct(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2%}"

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from benchmark_doc_task import format_num as _num
+from benchmark_doc_task import format_pct as _pct
+
 #: (row key part, name in the doc), in table order (scripts/benchmark_vit_models.ENGINES).
 ENGINES = (("onnxruntime", "ONNX Runtime"), ("openvino", "OpenVINO"), ("tflite", "TFLite"))
 PRECISIONS = (("fp32", "FP32"), ("int8", "INT8"))
@@ -250,12 +253,6 @@ def _epochs(values: list[int] | None) -> str:
     return ", ".join(map(str, values)) if values else "?"
 
 
-def _pct(value: float | None) -> str:
-    return "—" if value is None else f"{value:.2%}"
-
-
-def _num(value: float | None) -> str:
-    return "?" if value is None else f"{value:g}"
 
 
 def _count(value: int | None) -> str:

@@ -31,6 +31,7 @@ from ..errors import ConfigError, ExportError
 from ..model import TrainedModel
 from ..types import Layout, Precision, Task
 from .base import ExportArtifact, package_version
+from .tflite_rewrites import linear_on_rows
 
 PRECISIONS = frozenset({Precision.FP32, Precision.FP16})
 MODEL_FILE = "model.tflite"
@@ -43,6 +44,14 @@ OPERATOR_HINTS = {
     "kernel_size = stride = feature size / pooled size",
     "aten._upsample_bilinear2d_aa": "F.interpolate(..., antialias=True): drop antialias (plain bilinear converts)",
 }
+
+#: The converter's verifier rejecting a matrix product it lowered itself: litert-torch 0.10 gives a Linear on a 1×1
+#: feature map (the last stage of ConvNeXt-T or Swin-T at 32 px input) a rank-4 ``tfl.batch_matmul``.
+_BATCH_MATMUL_RANK = re.compile(r"'tfl\.batch_matmul' op found invalid output rank")
+_BATCH_MATMUL_HINT = (
+    "litert-torch mis-lowers matrix products on a 1×1 feature map (the last stage of a ConvNeXt or Swin at 32 px "
+    "input; ConvNeXt-T and Swin-T convert at 64 px). Export at a larger input size, or to onnx or openvino"
+)
 
 #: Converter messages that name an operator it cannot lower (torch-side, then MLIR-side).
 _UNSUPPORTED_OPERATOR_PATTERNS = (
@@ -69,11 +78,24 @@ def write_fp32_tflite(model: TrainedModel, path: Path) -> None:
     with native_stderr_captured():  # importing TensorFlow/torchao prints native start-up lines (oneDNN, absl)
         litert_torch = require("litert_torch", extra="tflite-export", what="litert-torch")
     height, width = model.input_size
-    nhwc_model = litert_torch.to_channel_last_io(model.module.eval(), args=[0]).eval()
     example = (torch.zeros(1, height, width, 3),)
-    try:
+
+    def convert(module: Any) -> None:
+        nhwc_model = litert_torch.to_channel_last_io(module, args=[0]).eval()
         with _quiet_converter():
             litert_torch.convert(nhwc_model, example).export(str(path))
+
+    try:
+        try:
+            convert(model.module.eval())
+        except Exception as exc:
+            if not _BATCH_MATMUL_RANK.search(str(exc)):
+                raise
+            # a Linear on a 1×1 feature map (ConvNeXt's last stage at 32 px) was mis-lowered: retry it on rows
+            rewritten = linear_on_rows(model.module.eval(), torch.zeros(1, 3, height, width))
+            if rewritten is model.module:
+                raise
+            convert(rewritten)
     except Exception as exc:
         raise _conversion_error(exc) from exc
 
@@ -216,6 +238,9 @@ def _conversion_error(exc: BaseException) -> ExportError:
             f"litert-torch cannot convert operator(s) {', '.join(operators)} to TFLite.{instead} Rewrite that part of "
             "the model with common layers, or export to onnx or openvino instead."
         )
+    mislowered = _BATCH_MATMUL_RANK.search(str(exc))
+    if mislowered:
+        return ExportError(f"{_BATCH_MATMUL_HINT} (converter: {mislowered.group(0)}).")
     return ExportError(f"litert-torch could not convert the model to TFLite: {_first_line(exc)}")
 
 

@@ -166,6 +166,11 @@ class ParityReport(_Strict):
     # classify: how far the source's logits move over the inputs (the largest range of any one logit, as a fraction
     # of the largest |logit|); below MIN_OUTPUT_SPREAD the outputs do not vary and parity is not established
     output_spread: float | None = Field(default=None, ge=0)
+    # classify: how many classes the source's top-1 took over the inputs (1, where no logit tolerance applies as at
+    # INT8: every input agrees on the same class and top-1 agreement proves nothing; not established)
+    source_classes: int | None = Field(default=None, ge=0)
+    # classify: the allowed max |Δlogit| as a fraction of the largest |logit| (None: no logit tolerance, as at INT8)
+    relative_tolerance: float | None = Field(default=None, ge=0)
     # detect: boxes the source model found over all inputs (0: any export that finds none agrees; not established)
     source_detections: int | None = Field(default=None, ge=0)
 

@@ -60,3 +60,11 @@ def digits_32(tmp_path_factory):
     from edgevision.data.digits import make_digits_folder
 
     return make_digits_folder(tmp_path_factory.mktemp("digits32"), size=32)
+
+
+def test_a_parity_reason_is_shown_without_what_the_column_says_or_paths(matrix):
+    failed = ("onnx fp16 bundle failed parity: top-1 agreement 99.26% (need ≥ 99.50%), max |Δlogit| 0.0648 on "
+              "/tmp/x/val (270 images) through onnxruntime (fp16). Nothing was written.")
+    assert matrix.compact_reason(failed) == "top-1 agreement 99.26% (need ≥ 99.50%), max |Δlogit| 0.0648"
+    converter = "litert-torch could not convert: /work/.venv/lib/torch/nn/modules/linear.py:134:0: error: 'tfl.x' op"
+    assert matrix.compact_reason(converter) == "litert-torch could not convert: linear.py:134:0: error: 'tfl.x' op"

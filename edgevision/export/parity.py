@@ -165,11 +165,14 @@ def compare_logits(
     close_enough = rel_tol is None or float(diff.max()) <= rel_tol * scale
     # On random inputs near-ties may flip labels; there the logit tolerance is the criterion.
     agrees = agreement >= config.min_top1_agreement or (config.data is None and rel_tol is not None)
+    classes = len(np.unique(reference.argmax(1)))
+    # without a logit tolerance (INT8) top-1 agreement is the whole check: one class for every input proves nothing
+    established = spread >= MIN_OUTPUT_SPREAD and (rel_tol is not None or classes > 1)
     return ParityReport(
         samples=len(reference), max_abs_diff=float(diff.max()), mean_abs_diff=float(diff.mean()),
         top1_agreement=agreement, min_top1_agreement=config.min_top1_agreement, engine=engine,
-        engine_precision=engine_precision, passed=bool(spread >= MIN_OUTPUT_SPREAD and close_enough and agrees),
-        data=data, task=Task.CLASSIFY, output_spread=spread,
+        engine_precision=engine_precision, passed=bool(established and close_enough and agrees),
+        data=data, task=Task.CLASSIFY, output_spread=spread, source_classes=classes, relative_tolerance=rel_tol,
     )
 
 
@@ -215,6 +218,13 @@ def _describe_classify_failure(report: ParityReport) -> str:
             f"export matches them ({report.data}, {report.engine}). A random-init model whose classifier starts at zero "
             "(torchvision's ViT) answers 0 for everything: train it, or initialise its last layer; with a trained "
             "model, check parity on real images (ParityConfig(data=<an image folder>))"
+        )
+    if report.source_classes == 1 and report.relative_tolerance is None:
+        return (
+            f"parity not established: the source model predicts the same class for all {report.samples} parity inputs "
+            f"({report.data}, {report.engine}, {report.engine_precision}), and at INT8 top-1 agreement is the only "
+            "check, so any export that predicts that class agrees. Train the model until its predictions vary, or "
+            "check parity on images of more than one class (ParityConfig(data=<an image folder>))"
         )
     return (
         f"top-1 agreement {report.top1_agreement:.2%} (need ≥ {report.min_top1_agreement:.2%}), "

@@ -172,6 +172,7 @@ def test_int8_openvino_from_onnx(onnx_model: OnnxModel, small_train: Path, tmp_p
     bundle = quantize(onnx_model, tmp_path / "ov8", format="openvino", calibration=CalibrationConfig(data=small_train))
     assert bundle.manifest.format is Format.OPENVINO and bundle.manifest.precision is Precision.INT8
     assert bundle.parity_passed and bundle.manifest.parity.data.startswith(str(small_train))
+    print(f"\nopenvino int8 from onnx: top-1 agreement {bundle.manifest.parity.top1_agreement:.4f}")
 
 
 def test_torch_only_stages_refuse_an_onnx_model(onnx_model: OnnxModel, digits, small_train: Path, tmp_path: Path) -> None:

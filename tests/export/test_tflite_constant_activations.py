@@ -54,23 +54,60 @@ def _gated_classifier(labels: list[str]) -> TrainedModel:
     return TrainedModel(module=DeadGate(), labels=labels, preprocess=PreprocessSpec(size=(32, 32)), name="dead-gate")
 
 
+def _trained_gated_classifier(digits) -> TrainedModel:
+    """The gated classifier trained a few epochs, so its predictions vary: INT8 parity on a model that answers one
+    class for every image is not established. fc1 stays dead (a ReLU that never fires passes no gradient)."""
+    import torch
+
+    from edgevision.bundle import InputSpec
+    from edgevision.data.folder import ImageFolder
+    from edgevision.preprocess import preprocess_batch
+
+    model = _gated_classifier(sorted(p.name for p in digits.train.iterdir() if p.is_dir()))
+    images, labels = zip(*ImageFolder.open(digits.train, labels=model.labels))
+    inputs = torch.from_numpy(preprocess_batch(list(images), model.preprocess, InputSpec(name="input", shape=(1, 3, 32, 32))))
+    targets = torch.tensor(labels)
+    optimizer = torch.optim.Adam(model.module.parameters(), lr=3e-3)
+    model.module.train()
+    for _ in range(8):
+        for batch in torch.randperm(len(targets), generator=torch.Generator().manual_seed(0)).split(64):
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model.module(inputs[batch]), targets[batch]).backward()
+            optimizer.step()
+    model.module.eval()
+    with torch.no_grad():
+        assert len(model.module(inputs).argmax(1).unique()) > 1  # the model's answers vary
+        squeezed = model.module.fc1(model.module.features(inputs).mean((2, 3), keepdim=True))
+    assert bool((squeezed < 0).all())  # and the gate's ReLU still never fires
+    return model
+
+
+#: Measured on this 16-channel net (64 calibration images): top-1 agreement 0.859 with the gate's range widened,
+#: 0.022 without (the gate reads 0 and every image gets one class). A net this small loses more to INT8 than a real one.
+AGREEMENT = 0.8
+
+
 def _quantize(model: TrainedModel, digits, out):
     return quantize(model, out, format="tflite", calibration=CalibrationConfig(data=digits.train, max_images=64),
-                    parity=ParityConfig(data=digits.val, min_top1_agreement=0.95))
+                    parity=ParityConfig(data=digits.val, min_top1_agreement=AGREEMENT))
 
 
-def test_a_dead_relu_quantises_and_agrees(digits, tmp_path):
-    model = _gated_classifier(sorted(p.name for p in digits.train.iterdir() if p.is_dir()))
+@pytest.fixture(scope="module")
+def gated(digits):
+    return _trained_gated_classifier(digits)
+
+
+def test_a_dead_relu_quantises_and_agrees(gated, digits, tmp_path):
+    model = gated
     bundle = _quantize(model, digits, tmp_path / "int8")
     assert int(bundle.manifest.versions["int8_constant_activations"].split()[0]) >= 1  # fc1 (+ its ReLU)
     assert bundle.manifest.parity.passed
 
 
-def test_without_widening_the_gate_collapses(digits, tmp_path, monkeypatch):
+def test_without_widening_the_gate_collapses(gated, digits, tmp_path, monkeypatch):
     """The control: the same model and calibration with the [0, 0] range left as it was fails parity."""
     from edgevision.export import tflite
 
     monkeypatch.setattr(tflite, "widen_constant_ranges", lambda ranges: [])
-    model = _gated_classifier(sorted(p.name for p in digits.train.iterdir() if p.is_dir()))
-    with pytest.raises(errors.ParityError):
-        _quantize(model, digits, tmp_path / "int8")
+    with pytest.raises(errors.ParityError, match="top-1 agreement"):
+        _quantize(gated, digits, tmp_path / "int8")

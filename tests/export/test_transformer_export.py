@@ -3,6 +3,8 @@ parity whose source outputs do not vary (the random-init ViT's zeroed classifier
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -56,6 +58,26 @@ def test_constant_logits_fail_even_when_the_engine_matches_exactly():
     report = compare_logits(logits, logits.copy(), precision=Precision.FP32, config=ParityConfig(), engine="e",
                             engine_precision="fp32", data="random")
     assert report.max_abs_diff == 0.0 and not report.passed and report.output_spread == 0.0
+
+
+def test_one_class_for_every_input_is_not_established_where_top1_is_the_only_check():
+    """A model that predicts one class everywhere (a barely trained ResNet at val top-1 10 %): its varying logits
+    still test an FP32 export against the tolerance, but an INT8 export's top-1 agreement would be vacuous."""
+    from edgevision.export.parity import describe_failure
+
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal((32, 4)).astype(np.float32)
+    logits[:, 2] += 10.0  # class 2 wins for every input
+    check = {precision: compare_logits(logits, logits + 1e-6, precision=precision, config=ParityConfig(data=Path("val")),
+                                       engine="e", engine_precision=precision.value, data="val")
+             for precision in (Precision.FP32, Precision.INT8)}
+    assert check[Precision.FP32].passed and check[Precision.FP32].source_classes == 1
+    assert not check[Precision.INT8].passed and check[Precision.INT8].top1_agreement == 1.0
+    assert "parity not established" in describe_failure(check[Precision.INT8])
+    varied = logits.copy()
+    varied[:4, 0] += 20.0  # two classes: agreement means something again
+    assert compare_logits(varied, varied, precision=Precision.INT8, config=ParityConfig(data=Path("val")), engine="e",
+                          engine_precision="int8", data="val").passed
 
 
 def test_vit_exports_to_openvino_through_onnx_when_tracing_fails(tmp_path):

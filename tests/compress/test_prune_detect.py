@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from edgevision.compress import LatencyConfig, PruneConfig, prune
-from edgevision.compress.prune import _group_ratio, prediction_layers
+from edgevision.compress.prune import prediction_layers
+from edgevision.compress.prune_units import group_ratio
 from edgevision.model import TrainedModel
 from tests.stand_in_detector import showing_best_boxes
 
@@ -46,10 +47,10 @@ def test_prediction_layers_are_found_from_the_graph(tiny_detector):
 
 
 def test_group_ratio_rounds_to_whole_units():
-    assert _group_ratio(64, 1, 0.3, 8) == pytest.approx(1 - 40.5 / 64)  # int(44.8) = 44 → 40
-    assert _group_ratio(64, 1, 0.97, 8) == pytest.approx(1 - 8.5 / 64)  # never below round_to
-    assert _group_ratio(8, 1, 0.5, 8) == 0.0  # no wider than round_to: stays whole
-    assert _group_ratio(48, 16, 0.3, 8) == pytest.approx(1 - 32.5 / 48)  # int(33.6) = 33 → 32: whole groups of 16
+    assert group_ratio(64, 1, 0.3, 8) == pytest.approx(1 - 40.5 / 64)  # int(44.8) = 44 → 40
+    assert group_ratio(64, 1, 0.97, 8) == pytest.approx(1 - 8.5 / 64)  # never below round_to
+    assert group_ratio(8, 1, 0.5, 8) == 0.0  # no wider than round_to: stays whole
+    assert group_ratio(48, 16, 0.3, 8) == pytest.approx(1 - 32.5 / 48)  # int(33.6) = 33 → 32: whole groups of 16
 
 
 @pytest.mark.slow

@@ -47,14 +47,12 @@ def demo(
 ) -> None:
     """Train the digits classifier, export every format × precision, bench all; compress and bench again; then
     detection; with --full (or --segment) segmentation too."""
-    import shutil
-
     from ..bench import BenchConfig, bench
     from ..bench.report import save_report, to_table
-    from ..export import ParityConfig, export
     from ..model import TrainedModel
     from ..types import Format, Precision, parse_enum_list
     from .console import console, progress
+    from .demo_task import export_all
     from .training import describe_training, train_with_progress
 
     parse_enum_list(Format, formats, option="format")  # a typo fails before training, not after
@@ -73,16 +71,7 @@ def demo(
             jobs.append((Format.OPENVINO, Precision.BF16))
         else:
             console.print("[yellow]skipping openvino bf16: this CPU computes no bf16 (needs AVX512-BF16 or AMX)[/]")
-    bundles_dir = out / "bundles"
-    shutil.rmtree(bundles_dir, ignore_errors=True)
-    bundles = []
-    with progress() as bar:
-        task = bar.add_task("exporting", total=len(jobs))
-        for fmt, prec in jobs:
-            bar.update(task, description=f"exporting {fmt.value} {prec.value} (+ parity on {val.name})")
-            name = "torch-reference" if fmt is Format.TORCH else f"{fmt.value}-{prec.value}"
-            bundles.append(export(model, bundles_dir / name, format=fmt, precision=prec, parity=ParityConfig(data=val)))
-            bar.advance(task)
+    bundles = export_all(model, out, jobs=jobs[1:], val=val, noun="classifier", parity="parity")
     for bundle in bundles[1:]:
         p = bundle.manifest.parity
         console.print(f"  {bundle.path.name:<16} parity: {p.top1_agreement:.2%} of {p.samples} val labels agree, "

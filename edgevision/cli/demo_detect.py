@@ -74,7 +74,8 @@ def detection_demo(out: Path, *, formats: list[Any], precisions: list[Any], thre
                   f"{report.test_map50_95:.3f} (held out); val chose epoch {report.best_epoch}/{report.epochs} in "
                   f"{report.seconds:.0f} s")
     model = TrainedModel.load(report.checkpoint)
-    bundles = export_all(model, root, task=DETECT_DEMO, val=splits.val, formats=formats, precisions=precisions)
+    bundles = export_all(model, root, jobs=[(f, p) for f in formats for p in precisions], val=splits.val,
+                         noun=DETECT_DEMO.noun, parity=DETECT_DEMO.parity)
     if compress_formats:
         bundles += compress_for_demo(model, splits, root, task=DETECT_DEMO, formats=list(compress_formats),
                                      threads=threads)

@@ -103,7 +103,8 @@ def segmentation_demo(out: Path, *, formats: list[Any], precisions: list[Any], t
                   f"{report.test_pixel_accuracy:.3f} (held out); val chose epoch {report.best_epoch}/{report.epochs} "
                   f"in {report.seconds:.0f} s")
     model = TrainedModel.load(report.checkpoint)
-    bundles = export_all(model, root, task=SEGMENT_DEMO, val=splits.val, formats=formats, precisions=precisions)
+    bundles = export_all(model, root, jobs=[(f, p) for f in formats for p in precisions], val=splits.val,
+                         noun=SEGMENT_DEMO.noun, parity=SEGMENT_DEMO.parity)
     if compress_formats:
         bundles += compress_for_demo(model, splits, root, task=SEGMENT_DEMO, formats=list(compress_formats),
                                      threads=threads)

@@ -1,4 +1,5 @@
-"""What the detection and segmentation halves of the demo share: every export with parity on val, and compression.
+"""What the demo's halves share: every export with parity on val (all three tasks), and compression (detection and
+segmentation).
 
 The two halves differ only in words and numbers (which layers pruning keeps, how distillation is weighted, which
 metric the guard reads), so those live in a `DemoTask` per task and the steps are written once.
@@ -6,6 +7,7 @@ metric the guard reads), so those live in a `DemoTask` per task and the steps ar
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,18 +32,20 @@ class DemoTask:
     int8_budget: float = 0.015
 
 
-def export_all(model: Any, root: Path, *, task: DemoTask, val: Path, formats: list[Any], precisions: list[Any]) -> list[Any]:
-    """The torch reference and every format × precision under root/bundles, each parity-checked on `val`."""
+def export_all(model: Any, root: Path, *, jobs: list[tuple[Any, Any]], val: Path, noun: str, parity: str) -> list[Any]:
+    """The torch reference, then every (format, precision) of `jobs`, in a fresh root/bundles, each parity-checked on
+    `val`."""
     from ..export import ParityConfig, export
     from ..types import Format, Precision
     from .console import progress
 
-    jobs = [(Format.TORCH, Precision.FP32)] + [(f, p) for f in formats for p in precisions]
+    jobs = [(Format.TORCH, Precision.FP32), *jobs]
+    shutil.rmtree(root / "bundles", ignore_errors=True)  # no stale bundle from an earlier run's formats
     bundles = []
     with progress() as bar:
         progress_task = bar.add_task("exporting", total=len(jobs))
         for fmt, prec in jobs:
-            bar.update(progress_task, description=f"exporting the {task.noun}: {fmt.value} {prec.value} (+ {task.parity} on val)")
+            bar.update(progress_task, description=f"exporting the {noun}: {fmt.value} {prec.value} (+ {parity} on val)")
             name = "torch-reference" if fmt is Format.TORCH else f"{fmt.value}-{prec.value}"
             bundles.append(export(model, root / "bundles" / name, format=fmt, precision=prec,
                                   parity=ParityConfig(data=val), overwrite=True))

@@ -26,8 +26,8 @@ def test_export_all_and_compress_for_demo(tmp_path, capsys):
     model = TrainedModel(module=build_lraspp_segmenter(num_classes=len(LABELS), input_size=SIZE), labels=LABELS,
                          preprocess=letterbox_spec(SIZE), architecture="lraspp_digits", name="seg", task=Task.SEGMENT,
                          segmentation=segmentation_spec())
-    exported = export_all(model, tmp_path, task=SEGMENT_DEMO, val=splits.val, formats=[Format.ONNX],
-                          precisions=[Precision.FP32])
+    exported = export_all(model, tmp_path, jobs=[(Format.ONNX, Precision.FP32)], val=splits.val, noun="segmenter",
+                          parity="mask parity")
     assert [b.path.name for b in exported] == ["torch-reference", "onnx-fp32"]
     assert exported[1].manifest.parity.passed and exported[1].manifest.parity.data.startswith(str(splits.val))
     quick = replace(SEGMENT_DEMO, distill_epochs=1)

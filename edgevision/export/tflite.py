@@ -49,8 +49,8 @@ OPERATOR_HINTS = {
 #: feature map (the last stage of ConvNeXt-T or Swin-T at 32 px input) a rank-4 ``tfl.batch_matmul``.
 _BATCH_MATMUL_RANK = re.compile(r"'tfl\.batch_matmul' op found invalid output rank")
 _BATCH_MATMUL_HINT = (
-    "litert-torch mis-lowers matrix products on a 1×1 feature map (the last stage of a ConvNeXt or Swin at 32 px "
-    "input; ConvNeXt-T and Swin-T convert at 64 px). Export at a larger input size, or to onnx or openvino"
+    "litert-torch mis-lowers a matrix product on a 1×1 feature map (a ConvNeXt's or Swin's last stage at 32 px). "
+    "ConvNeXt-T and Swin-T convert at 64 px: export at a larger input size, or to onnx or openvino"
 )
 
 #: Converter messages that name an operator it cannot lower (torch-side, then MLIR-side).

@@ -235,12 +235,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="edgevision-matrix-") as scratch:
         work = args.work or Path(scratch)
         digits = make_digits_folder(work / "data", size=SIZE)
+        code = code_version()
         for arch in chosen:
             epochs = args.epochs or EPOCHS_FOR.get(arch, EPOCHS)
-            kept[arch] = {**architecture_row(arch, digits, work, epochs=epochs), "commit": code_version().get("commit", "?")}
+            kept[arch] = {**architecture_row(arch, digits, work, epochs=epochs), "commit": code.get("commit", "?")}
     rows = [kept[a] for a in ARCHITECTURES if a in kept]
     result = {
-        "generated": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "code": code_version(),
+        "generated": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "code": code,
         "machine": describe_machine(), "size": SIZE, "rows": rows,
         "seconds": sum(row["seconds"] for row in rows),  # every row's own time, re-run rows included
     }

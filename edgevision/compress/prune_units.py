@@ -16,7 +16,7 @@ from ..errors import CompressionError
 
 
 def group_ratio(width: int, channel_unit: int, pruning_ratio: float, round_to: int | None, *,
-                 current: int | None = None) -> float:
+                current: int | None = None) -> float:
     """The torch-pruning ratio that leaves exactly the rounded channel count in one group, now `current` wide
     (default: `width`, not pruned yet).
 

@@ -14,7 +14,8 @@ from typing import Any
 
 
 def linear_on_rows(module: Any, example: Any) -> Any:
-    """A copy of `module` whose ``nn.Linear`` layers fed rank > 3 tensors (on `example`) take matrices; else `module`."""
+    """A copy of `module` whose ``nn.Linear`` layers fed rank > 3 tensors (on `example`) run on a rank-3 reshape of
+    their input; `module` itself when none is."""
     import torch
 
     ranks: dict[str, int] = {}

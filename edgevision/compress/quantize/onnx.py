@@ -121,7 +121,8 @@ def write_qdq_onnx(source: Any, path: Path, *, request: QuantizeRequest, symmetr
         try:
             with _quiet():
                 quantize_static(
-                    str(prepared_path), str(path), reader, quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=not symmetric_activations,
+                    str(prepared_path), str(path), reader, quant_format=QuantFormat.QDQ, per_channel=True,
+                    reduce_range=not symmetric_activations,  # 7-bit weights: see the module docstring
                     activation_type=QuantType.QInt8 if symmetric_activations else QuantType.QUInt8,
                     weight_type=QuantType.QInt8, nodes_to_exclude=excluded,
                     op_types_to_quantize=list(TRANSFORMER_QUANTIZED_OPS) if transformer is not None else None,

@@ -142,7 +142,9 @@ def _nncf_options(nncf: Any, transformer: TransformerPattern | None) -> dict[str
     alphas = AdvancedSmoothQuantParameters(matmul=SMOOTH_QUANT_MATMUL_ALPHA)
     return {
         "model_type": nncf.ModelType.TRANSFORMER,
-        "advanced_parameters": AdvancedQuantizationParameters(overflow_fix=OverflowFix.ENABLE, smooth_quant_alphas=alphas),
+        "advanced_parameters": AdvancedQuantizationParameters(
+            overflow_fix=OverflowFix.ENABLE, smooth_quant_alphas=alphas
+        ),
     }
 
 
